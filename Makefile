@@ -1,0 +1,37 @@
+# The README's two commands:
+#   make run    create .venv, install everything, fetch the offline assets, train the default experiment
+#   make test   the same set-up (if not done yet), then the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The Hub is unreachable here; the default experiment and the tests run offline on cached assets.
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+.PHONY: install assets run test test-fast bench clean
+
+$(BIN)/tunelab: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned: a bare `torch` would pull a multi-GB CUDA build (STACK.md)
+	$(BIN)/python -m pip install --disable-pip-version-check -q torch==2.13.0
+	$(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[all]'
+	touch $@
+
+install: $(BIN)/tunelab
+
+assets: install
+	$(BIN)/tunelab assets
+
+run: assets
+	$(OFFLINE) $(BIN)/tunelab train
+
+test: assets
+	$(OFFLINE) $(BIN)/python -m pytest -q
+
+test-fast: assets
+	$(OFFLINE) $(BIN)/python -m pytest -q -m "not slow"
+
+bench: assets
+	$(OFFLINE) $(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) outputs/runs outputs/multirun

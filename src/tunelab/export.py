@@ -1,0 +1,98 @@
+"""``tunelab export RUN --out DIR``: a finished run as a plain Hugging Face folder.
+
+The folder holds config.json (with id2label), model.safetensors, the tokenizer and a model card
+(README.md) with the metrics, the data and the config. ``transformers.pipeline(TASK, model=DIR)``
+and ``AutoModelFor*.from_pretrained(DIR)`` load it; tunelab is not needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tunelab.errors import TunelabError
+
+
+def model_card(cfg, summary: dict, task) -> str:
+    from omegaconf import OmegaConf
+
+    metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(summary["metrics"].items()))
+    pipeline = task.pipeline_task or "(no pipeline task)"
+    return f"""---
+library_name: transformers
+pipeline_tag: {task.pipeline_task or ''}
+tags: [tunelab]
+---
+# {cfg.data.get('name', 'model')} fine-tuned from {cfg.model.backbone}
+
+Trained with [tunelab](https://github.com/) ({task.name}). Load it with:
+
+```python
+from transformers import pipeline
+pipe = pipeline("{pipeline}", model="PATH/TO/THIS/FOLDER")
+```
+
+## Results
+
+| metric | value |
+|---|---|
+{metrics}
+
+Epochs {summary['epochs']}, optimizer steps {summary['global_steps']}, fit time {summary['fit_seconds']} s, seed {summary['seed']}.
+
+## Data
+
+`{cfg.data.get('name')}`: split sizes {json.dumps(summary['data']['sizes'])}.
+
+## Config
+
+```yaml
+{OmegaConf.to_yaml(cfg)}```
+"""
+
+
+def export_run(run: str, out: str, force: bool = False) -> Path:
+    from tunelab.rundir import load_run
+
+    cfg, module, datamodule, run_dir = load_run(run)
+    target = Path(out).expanduser()
+    if target.exists() and any(target.iterdir()) and not force:
+        raise TunelabError(f"'{out}' exists and is not empty. Choose another --out, or pass --force to overwrite it.")
+    target.mkdir(parents=True, exist_ok=True)
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    module.model.save_pretrained(target, safe_serialization=True)
+    datamodule.tokenizer.save_pretrained(target)
+    (target / "README.md").write_text(model_card(cfg, summary, module.task))
+    return target
+
+
+def push(folder: Path, repo_id: str, private: bool) -> str:
+    try:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        return api.upload_folder(folder_path=str(folder), repo_id=repo_id).commit_url
+    except Exception as err:  # network, auth, offline mode: all end the same way for the user
+        raise TunelabError(
+            f"Could not push {folder} to the Hub repo '{repo_id}': {type(err).__name__}: {str(err)[:300]}\n"
+            "The export itself is complete. Check the network (HF_HUB_OFFLINE must be unset) and log in with "
+            "`hf auth login`, then push again with --push-to-hub."
+        ) from err
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tunelab export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="a run directory (or 'latest')")
+    parser.add_argument("--out", "-o", required=True, help="folder to write")
+    parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also upload the folder to this Hub repo")
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    args = parser.parse_args(argv)
+    folder = export_run(args.run, args.out, force=args.force)
+    print(f"exported {folder}")
+    if args.push_to_hub:
+        print(f"pushed {push(folder, args.push_to_hub, args.private)}")
+    return 0

@@ -1,0 +1,104 @@
+"""The run directory: what a run writes, and how predict/export load it back.
+
+    <run>/config.yaml        the resolved config
+    <run>/.hydra/            Hydra's own record (config, overrides)
+    <run>/run.json           status (running / completed / failed), times, command, error
+    <run>/metrics.json       final metrics; written last, only when the run succeeded
+    <run>/checkpoints/       best.ckpt (followed metric), last.ckpt
+    <run>/csv/metrics.csv    per-step logs (and tensorboard/, wandb/ when enabled)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from tunelab.errors import TunelabError
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)  # atomic: readers never see half a file
+
+
+class RunRecord:
+    """Writes run.json at start and end; metrics.json only on success."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.info: dict = {}
+
+    def start(self, cfg) -> None:
+        from omegaconf import OmegaConf
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "metrics.json").unlink(missing_ok=True)  # a resumed run earns it again
+        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        self.info = {"status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     "command": sys.argv, "cwd": os.getcwd(), "pid": os.getpid()}
+        _write_json(self.run_dir / "run.json", self.info)
+
+    def finish(self, summary: dict) -> None:
+        _write_json(self.run_dir / "metrics.json", summary)
+        self.info.update(status="completed", ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        _write_json(self.run_dir / "run.json", self.info)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "metrics.json").unlink(missing_ok=True)
+            self.info.update(status="failed", ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                             error=f"{type(exc).__name__}: {exc}")
+            _write_json(self.run_dir / "run.json", self.info)
+        return False
+
+
+def resolve_run_dir(run: str) -> Path:
+    """A run directory; ``latest`` is the newest finished run under outputs/runs."""
+    if run == "latest":
+        root = Path(os.environ.get("TUNELAB_OUTPUTS", "outputs")) / "runs"
+        done = sorted(root.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
+        if not done:
+            raise TunelabError(f"No finished run under {root}. Train one with `tunelab train`.")
+        return done[-1].parent
+    path = Path(run).expanduser()
+    if not path.is_dir():
+        raise TunelabError(f"Run directory '{run}' does not exist.")
+    if not (path / "metrics.json").exists():
+        status = json.loads((path / "run.json").read_text()).get("status") if (path / "run.json").exists() else "unknown"
+        raise TunelabError(f"'{run}' is not a finished run (no metrics.json; status: {status}). "
+                           "Predict and export need a run that completed.")
+    return path
+
+
+def load_run(run: str):
+    """(config, module with the best weights, data module) of a finished run, ready to predict."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from tunelab.config import instantiate
+
+    run_dir = resolve_run_dir(run)
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    ckpt_path = run_dir / summary["best_checkpoint"] if summary.get("best_checkpoint") else None
+    if ckpt_path is None or not ckpt_path.exists():
+        raise TunelabError(f"The run {run_dir} has no best checkpoint ({ckpt_path}); it cannot be loaded.")
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise TunelabError(f"Cannot read the checkpoint {ckpt_path}: {type(err).__name__}: {str(err)[:300]}") from err
+    task = instantiate(cfg.task, "task")
+    task.load_state_dict(checkpoint["tunelab"]["task_state"])
+    module = instantiate(cfg.model, "model", task=task, pretrained=False)
+    module.load_state_dict(checkpoint["state_dict"])
+    module.eval()
+    datamodule = instantiate(cfg.data, "data", task=task, tokenizer=cfg.model.backbone)
+    return cfg, module, datamodule, run_dir

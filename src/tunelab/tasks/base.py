@@ -1,0 +1,95 @@
+"""The task interface: everything that differs between classification, tagging, QA, seq2seq, ...
+
+A ``Task`` owns
+  - the model: which ``AutoModelFor*`` class, and the config keys it needs (labels, problem type);
+  - the features: how raw canonical columns (``text``, ``text_pair``, ``label``, ...) become
+    tokenized features (``preprocess``) and how features become a padded batch (``collate``);
+  - the objective: ``loss`` from the model outputs and the batch;
+  - the metrics: a ``MetricCollection`` per split, updated from outputs and batch;
+  - the answers: ``postprocess`` turns outputs into JSON-able predictions for ``tunelab predict``;
+  - ``pipeline_task``: the ``transformers.pipeline`` task an exported folder loads with.
+
+``TuneModule`` owns optimization, logging and checkpoint hooks; ``TuneDataModule`` owns loading,
+splitting, caching and batching. A new task is one file with one ``Task`` subclass plus one
+config in ``conf/task/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tunelab.errors import TunelabError
+
+
+class Task:
+    name: str = "task"
+    #: the ``AutoModelFor*`` class the backbone is loaded with
+    auto_class: Any = None
+    #: ``transformers.pipeline`` task of an exported folder, or None
+    pipeline_task: str | None = None
+    #: canonical columns preprocess() needs; the data config maps source columns onto these
+    required_columns: tuple[str, ...] = ("text",)
+    optional_columns: tuple[str, ...] = ()
+
+    def __init__(self, metric: str, metric_mode: str = "max"):
+        if metric_mode not in ("min", "max"):
+            raise TunelabError(f"task.metric_mode must be 'min' or 'max', got '{metric_mode}'.")
+        self.metric = metric  # the validation metric checkpoints and early stopping follow
+        self.metric_mode = metric_mode
+
+    # ---- labels: learnt from the training split, carried in checkpoints and exported configs
+    def fit_labels(self, train_split) -> None:
+        """Called once with the raw training split before preprocessing."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def model_config(self) -> dict:
+        """Keys passed to ``AutoConfig.from_pretrained`` (e.g. num_labels, id2label)."""
+        return {}
+
+    def fingerprint(self) -> dict:
+        """What changes the tokenized features; part of the tokenization cache key."""
+        return {"task": type(self).__qualname__, **self.state_dict()}
+
+    # ---- the model
+    def build_model(self, backbone: str, **load_kwargs):
+        """The backbone with this task's head. Override to attach a head of your own: return any
+        ``nn.Module`` whose output has ``.logits`` (see tests/test_train.py for an example)."""
+        from tunelab.backbone import load_model
+
+        return load_model(self.auto_class, backbone, config_overrides=self.model_config(), **load_kwargs)
+
+    # ---- features
+    def preprocess(self, examples: dict[str, list], tokenizer, max_length: int) -> dict[str, list]:
+        raise NotImplementedError
+
+    def collate(self, tokenizer):
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer)
+
+    # ---- objective and metrics
+    def model_inputs(self, batch: dict) -> dict:
+        return {k: v for k, v in batch.items() if k not in ("labels", "idx", "length")}
+
+    def forward(self, model, batch: dict):
+        return model(**self.model_inputs(batch))
+
+    def loss(self, outputs, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def metrics(self):
+        """A fresh ``torchmetrics.MetricCollection`` (one per split)."""
+        raise NotImplementedError
+
+    def update_metrics(self, metrics, outputs, batch: dict) -> None:
+        raise NotImplementedError
+
+    def postprocess(self, outputs, batch: dict) -> list[dict]:
+        raise NotImplementedError

@@ -1,0 +1,107 @@
+"""``tunelab train``: compose the config, build the pieces, fit, test, write metrics.json.
+
+The whole path from the command to the optimizer step, in order:
+  config (Hydra) -> task -> data module (tokenize, learn labels) -> TuneModule (backbone + head,
+  optimizer, schedule) -> callbacks, loggers -> lightning.Trainer.fit -> test (best checkpoint)
+  -> <run>/metrics.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from tunelab.config import config_dir, instantiate, instantiate_each, print_tree, validate
+from tunelab.errors import TunelabError
+from tunelab.rundir import RunRecord
+
+
+def train(cfg) -> dict:
+    """Run one experiment from a composed config; returns the final metrics."""
+    import lightning as L
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
+    record = RunRecord(run_dir)
+    with record:
+        validate(cfg)
+        if cfg.get("print_config", True):
+            print_tree(cfg)
+        record.start(cfg)
+
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        task = instantiate(cfg.task, "task")
+        datamodule = instantiate(cfg.data, "data", task=task)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        optimizer = instantiate(cfg.optimizer, "optimizer")
+        scheduler = instantiate(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
+        module = instantiate(cfg.model, "model", task=task, optimizer=optimizer, scheduler=scheduler)
+        params = module.num_parameters()
+        print(f"trainable parameters: {params['trainable']:,} of {params['total']:,} ({params['trainable_percent']}%)")
+
+        trainer = instantiate(cfg.trainer, "trainer", callbacks=instantiate_each(cfg.get("callbacks")),
+                              logger=instantiate_each(cfg.get("logger")) or False)
+        ckpt_path = cfg.get("ckpt_path")
+        if ckpt_path == "last":
+            ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if (run_dir / "checkpoints" / "last.ckpt").exists() else None
+        started = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        fit_seconds = time.perf_counter() - started
+        if trainer.interrupted:
+            raise TunelabError("Training was interrupted; no test was run and no metrics.json written.")
+
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if cfg.get("test", True):
+            results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+            metrics.update({k: float(v) for k, v in results[0].items()})
+        summary = {
+            "metrics": metrics,
+            "monitor": {"metric": task.metric, "mode": task.metric_mode,
+                        "best": float(trainer.checkpoint_callback.best_model_score)
+                        if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None else None},
+            "best_checkpoint": str(Path(best).relative_to(run_dir)) if best and Path(best).is_relative_to(run_dir) else best,
+            "epochs": trainer.current_epoch if trainer.fast_dev_run else trainer.current_epoch,
+            "global_steps": trainer.global_step,
+            "fit_seconds": round(fit_seconds, 2),
+            "parameters": params,
+            "data": {"name": datamodule.name, "sizes": {s: len(d) for s, d in datamodule.splits.items()},
+                     "tokenized_cache": datamodule.cache_key() if datamodule.cache else None},
+            "seed": cfg.seed,
+        }
+        record.finish(summary)
+    _print_result(summary, run_dir)
+    return metrics
+
+
+def _print_result(summary: dict, run_dir: Path) -> None:
+    width = max(len(k) for k in summary["metrics"]) if summary["metrics"] else 0
+    print("\nfinal metrics")
+    for key, value in sorted(summary["metrics"].items()):
+        print(f"  {key:<{width}}  {value:.4f}")
+    print(f"epochs {summary['epochs']}  steps {summary['global_steps']}  fit {summary['fit_seconds']:.0f}s")
+    print(f"run directory: {run_dir}")
+
+
+def main(argv: list[str]) -> int:
+    """Hand the arguments to Hydra as if they were the command line (``-m``, ``--cfg`` ... work)."""
+    import hydra
+
+    original = list(sys.argv)
+
+    @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+    def _entry(cfg):
+        # Restore the real command line: Lightning's DDP launcher re-runs it for the other ranks.
+        sys.argv = original
+        return train(cfg)
+
+    sys.argv = [original[0], *argv]
+    try:
+        _entry()
+    finally:
+        sys.argv = original
+    return 0

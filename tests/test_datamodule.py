@@ -1,0 +1,147 @@
+"""TuneDataModule: splits, cache, dynamic padding, length grouping, order of predictions, bad data."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pytest
+
+from tunelab.data import TuneDataModule
+from tunelab.data.samplers import LengthGroupedSampler
+from tunelab.data.sources import builtin, files
+from tunelab.errors import TunelabError
+from tunelab.tasks import SequenceClassification
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    from tunelab import assets
+
+    real = assets.cache_dir()
+    monkeypatch.setattr("tunelab.assets.cache_dir", lambda: tmp_path / "cache")
+    (tmp_path / "cache").mkdir()
+    for sub in ("models", "data"):  # the fetched assets stay where they are
+        (tmp_path / "cache" / sub).symlink_to(real / sub)
+    return tmp_path / "cache"
+
+
+def mr(tokenizer, **kwargs):
+    return TuneDataModule(loader=partial(builtin, "mr"), task=SequenceClassification(), tokenizer=tokenizer, **kwargs)
+
+
+def test_default_split_is_80_10_10_and_deterministic(tiny_backbone, cache):
+    a, b = mr(tiny_backbone), mr(tiny_backbone)
+    a.setup(), b.setup()
+    assert {s: len(d) for s, d in a.splits.items()} == {"train": 3200, "validation": 400, "test": 400}
+    assert a.splits["test"]["input_ids"] == b.splits["test"]["input_ids"]
+    assert a.task.labels == ["negative", "positive"]
+    c = mr(tiny_backbone, split_seed=7)
+    c.setup()
+    assert c.splits["test"]["input_ids"] != a.splits["test"]["input_ids"]
+
+
+def test_second_setup_reads_the_cache_and_tokenizes_nothing(tiny_backbone, cache, monkeypatch):
+    first = mr(tiny_backbone)
+    first.setup()
+    assert not getattr(first, "tokenized_from_cache", False)
+    calls = []
+    monkeypatch.setattr(SequenceClassification, "preprocess", lambda *a, **k: calls.append(1))
+    second = mr(tiny_backbone)
+    second.setup()
+    assert calls == [] and second.tokenized_from_cache
+    assert second.task.labels == ["negative", "positive"]  # the label set comes back with the cache
+    assert second.splits["train"]["input_ids"][:5] == first.splits["train"]["input_ids"][:5]
+    third = mr(tiny_backbone, max_length=16)  # a different recipe is a different cache entry
+    assert third.cache_key() != first.cache_key()
+
+
+def test_batches_pad_to_their_longest_row_not_max_length(tiny_backbone, cache):
+    dm = mr(tiny_backbone, max_length=128, batch_size=32)
+    dm.setup()
+    widths = []
+    for batch in dm.train_dataloader():
+        widths.append(batch["input_ids"].shape[1])
+        assert batch["input_ids"].shape[1] == int(batch["length"].max())
+    assert max(widths) <= 128 and np.mean(widths) < 60  # MR sentences: ~30 tokens, not 128
+
+
+def test_length_grouping_cuts_padding_and_visits_every_row_once():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 120, size=1000)
+    sampler = LengthGroupedSampler(lengths, batch_size=16, seed=1)
+    order = list(sampler)
+    assert sorted(order) == list(range(1000))
+    batches = [order[i:i + 16] for i in range(0, 1000, 16)]
+    grouped_pad = sum(max(lengths[b]) * len(b) - sum(lengths[b]) for b in batches)
+    random_order = rng.permutation(1000)
+    random_pad = sum(max(lengths[random_order[i:i + 16]]) * 16 - sum(lengths[random_order[i:i + 16]]) for i in range(0, 1000, 16))
+    assert grouped_pad < 0.5 * random_pad
+    assert max(lengths[batches[0]]) == lengths.max()  # longest batch first: OOM shows at step one
+    sampler.set_epoch(1)
+    assert list(sampler) != order
+
+
+def test_predictions_keep_input_order(tiny_backbone, cache):
+    from tunelab.module import TuneModule
+    from tunelab.predict import predict_rows
+
+    dm = mr(tiny_backbone)
+    dm.setup()
+    module = TuneModule(tiny_backbone, dm.task)
+    rows = [{"text": "short"}, {"text": "a much longer sentence with many more words in it than the others"},
+            {"text": "mid length text here"}]
+    together = predict_rows(module, dm, rows)
+    one_by_one = [predict_rows(module, dm, [r])[0] for r in rows]
+    for a, b in zip(together, one_by_one):
+        assert a["label"] == b["label"] and a["score"] == pytest.approx(b["score"], abs=1e-5)
+
+
+def test_user_csv_with_own_column_names(tiny_backbone, cache, mr_csv):
+    dm = TuneDataModule(loader=partial(files, train=str(mr_csv)), task=SequenceClassification(),
+                        tokenizer=tiny_backbone, columns={"text": "review", "label": "sentiment"})
+    dm.setup()
+    assert dm.task.labels == ["neg", "pos"]
+    assert sum(len(d) for d in dm.splits.values()) == 120
+
+
+def test_missing_column_names_the_columns_there_are(tiny_backbone, cache, mr_csv):
+    dm = TuneDataModule(loader=partial(files, train=str(mr_csv)), task=SequenceClassification(), tokenizer=tiny_backbone)
+    with pytest.raises(TunelabError, match=r"has no column 'text'.*\['review', 'sentiment'\].*data.columns"):
+        dm.setup()
+
+
+def test_label_in_test_not_seen_in_train(tiny_backbone, cache, tmp_path):
+    train = tmp_path / "train.csv"
+    test = tmp_path / "test.csv"
+    train.write_text("text,label\ngood,pos\nbad,neg\nfine,pos\nawful,neg\n")
+    test.write_text("text,label\nok,neutral\n")
+    dm = TuneDataModule(loader=partial(files, train=str(train), test=str(test)), task=SequenceClassification(),
+                        tokenizer=tiny_backbone, split_ratios=(0.5, 0.5, 0.0))
+    with pytest.raises(TunelabError, match=r"test split.*Unknown label 'neutral'"):
+        dm.setup()
+
+
+def test_empty_split_after_max_samples(tiny_backbone, cache):
+    with pytest.raises(TunelabError, match="validation split of 'mr' is empty"):
+        mr(tiny_backbone, max_samples={"validation": 0}).setup()
+
+
+def test_unreadable_files(tmp_path):
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("text,label\ncaf\xe9,pos\n".encode("latin-1"))
+    with pytest.raises(TunelabError, match="not UTF-8"):
+        files(train=str(latin))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(TunelabError, match="is empty"):
+        files(train=str(empty))
+    with pytest.raises(TunelabError, match="does not exist"):
+        files(train=str(tmp_path / "nope.csv"))
+
+
+def test_bad_split_ratios_and_batch_size():
+    with pytest.raises(TunelabError, match="split_ratios"):
+        TuneDataModule(loader=partial(builtin, "mr"), split_ratios=(0.5, 0.2, 0.2))
+    with pytest.raises(TunelabError, match="batch_size must be a positive integer"):
+        TuneDataModule(loader=partial(builtin, "mr"), batch_size=0)
