@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tunelab.config import config_dir, instantiate, instantiate_each, print_tree, validate
 from tunelab.errors import TunelabError
+from tunelab.noise import silence_known_noise
 from tunelab.rundir import RunRecord
 
 
@@ -24,6 +25,7 @@ def train(cfg) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    silence_known_noise()
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
     record = RunRecord(run_dir)
     with record:
