@@ -1,6 +1,6 @@
 """Integration: the real MiniLM on the real MR corpus, then predict, export and transformers.pipeline.
 
-A short run (40 optimizer steps), enough for decisive predictions; the full default experiment is
+A short run (80 optimizer steps), enough for decisive predictions; the full default experiment is
 `make run` and its numbers are in the README.
 """
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("minilm") / "run"
-    code = train_in_process("trainer.max_epochs=1", "data.max_samples.train=1280", f"hydra.run.dir={run}",
+    code = train_in_process("trainer.max_epochs=1", "data.max_samples.train=2560", f"hydra.run.dir={run}",
                             "print_config=false", "~callbacks.progress_bar", "trainer.log_every_n_steps=5")
     assert code == 0
     return run
@@ -27,8 +27,8 @@ def run_dir(tmp_path_factory):
 
 def test_run_reaches_better_than_chance_and_writes_its_files(run_dir):
     metrics = read_metrics(run_dir)
-    assert metrics["global_steps"] == 40
-    assert metrics["data"]["sizes"] == {"train": 1280, "validation": 400, "test": 400}
+    assert metrics["global_steps"] == 80
+    assert metrics["data"]["sizes"] == {"train": 2560, "validation": 400, "test": 400}
     assert metrics["parameters"]["total"] == 22_713_986  # MiniLM-L6 (22,713,216) + a 384x2 classifier
     assert metrics["metrics"]["test/accuracy"] > 0.65  # 50% is chance on the balanced MR test split
     for name in ("config.yaml", "run.json", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "csv/metrics.csv",

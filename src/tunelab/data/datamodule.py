@@ -217,6 +217,8 @@ class TuneDataModule(L.LightningDataModule):
     def _build(self):
         import datasets
 
+        datasets.disable_progress_bars()  # small corpora tokenize in seconds; the bars were noise
+
         raw = self._raw_splits()
         self.task.fit_labels(raw["train"])
         return datasets.DatasetDict({split: self._tokenize(raw[split], split) for split in SPLITS})
@@ -241,6 +243,7 @@ class TuneDataModule(L.LightningDataModule):
 
             self.prepare_data()
             if self.splits is None:  # cache hit
+                datasets.disable_progress_bars()
                 self.splits = datasets.load_from_disk(str(self.cache_path / "splits"))
                 self.task.load_state_dict(json.loads((self.cache_path / "task_state.json").read_text()))
                 self.tokenized_from_cache = True

@@ -54,8 +54,10 @@ class Task:
         return {}
 
     def fingerprint(self) -> dict:
-        """What changes the tokenized features; part of the tokenization cache key."""
-        return {"task": type(self).__qualname__, **self.state_dict()}
+        """The task's settings that change the tokenized features (part of the tokenization cache
+        key). Settings only, never state learnt from data: a task restored from a checkpoint must
+        find the same cache entry as the run that trained it."""
+        return {"task": type(self).__qualname__}
 
     # ---- the model
     def build_model(self, backbone: str, **load_kwargs):

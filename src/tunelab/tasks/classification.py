@@ -48,12 +48,17 @@ class SequenceClassification(Task):
 
         self.auto_class = AutoModelForSequenceClassification
         self.labels = [str(label) for label in labels] if labels else None
+        self._configured_labels = self.labels
         self.multi_label = multi_label
         if not 0.0 <= label_smoothing < 1.0:
             raise TunelabError(f"task.label_smoothing must be in [0, 1), got {label_smoothing}.")
         self.label_smoothing = label_smoothing
         self.label_separator = label_separator
         self.threshold = threshold
+
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "configured_labels": self._configured_labels, "multi_label": self.multi_label,
+                "label_separator": self.label_separator}
 
     # ---- labels
     def _as_label_list(self, value) -> list:
