@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # The Hub is unreachable here; the default experiment and the tests run offline on cached assets.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: install assets run test test-fast bench clean
+.PHONY: install assets run test test-fast clean
 
 $(BIN)/tunelab: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,9 +29,6 @@ test: assets
 
 test-fast: assets
 	$(OFFLINE) $(BIN)/python -m pytest -q -m "not slow"
-
-bench: assets
-	$(OFFLINE) $(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) outputs/runs outputs/multirun
