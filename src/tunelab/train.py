@@ -69,6 +69,8 @@ def train(cfg) -> dict:
             saved = next((c.saved for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)), None)
             raise PreemptedError("SIGTERM", saved) from None
         fit_seconds = time.perf_counter() - started
+        if trainer.ckpt_path:  # ckpt_path=last, or Lightning's own pick (an HPC checkpoint on SLURM)
+            record.update(resumed_from=str(trainer.ckpt_path))
         if trainer.interrupted:
             raise TunelabError("Training was interrupted; no test was run and no metrics.json written.")
 
