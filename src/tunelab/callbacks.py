@@ -71,7 +71,9 @@ class PreemptionCheckpoint(L.Callback):
     def _on_sigusr1(self, signum, frame):
         self.signal_received = "SIGUSR1"
 
-    def on_fit_start(self, trainer, pl_module):
+    def on_train_start(self, trainer, pl_module):
+        # not on_fit_start: Lightning registers its handlers after that hook, and remembers
+        # whatever it finds as the handler to restore at the end
         from lightning.fabric.plugins.environments import SLURMEnvironment
 
         env = trainer._accelerator_connector.cluster_environment
@@ -93,6 +95,7 @@ class PreemptionCheckpoint(L.Callback):
         if isinstance(exception, SIGTERMException) and not self.saved:
             self.signal_received = "SIGTERM"
             self._save(trainer)
+        self._restore_handler()
 
     def _save(self, trainer):
         path = _last_checkpoint_path(trainer) or os.path.join(trainer.default_root_dir, "checkpoints", "last.ckpt")
@@ -100,6 +103,10 @@ class PreemptionCheckpoint(L.Callback):
         self.saved = path
 
     def teardown(self, trainer, pl_module, stage):
+        self._restore_handler()
+
+    def _restore_handler(self):
+        # Lightning leaves a signal alone when a handler is already set: never leave ours behind
         if self._previous is not None:
             signal.signal(signal.SIGUSR1, self._previous)
             self._previous = None
