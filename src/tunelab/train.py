@@ -52,16 +52,16 @@ def train(cfg) -> dict:
         params = module.num_parameters()
         print(f"trainable parameters: {params['trainable']:,} of {params['total']:,} ({params['trainable_percent']}%)")
         preflight.check_free_space(run_dir, params["total"])
-
-        trainer = instantiate(cfg.trainer, "trainer", callbacks=instantiate_each(cfg.get("callbacks")),
-                              logger=instantiate_each(cfg.get("logger")) or False)
-        for logger in trainer.loggers:  # the resolved config and run metadata, secrets masked
-            logger.log_hyperparams(scrub({"config": OmegaConf.to_container(cfg, resolve=True), "run": record.info}))
         ckpt_path = cfg.get("ckpt_path")
         if ckpt_path == "last":  # no last.ckpt yet: start from scratch (so job scripts can always pass it)
             ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if (run_dir / "checkpoints" / "last.ckpt").exists() else None
         if ckpt_path:
             preflight.check_resume(ckpt_path, task, module)
+
+        trainer = instantiate(cfg.trainer, "trainer", callbacks=instantiate_each(cfg.get("callbacks")),
+                              logger=instantiate_each(cfg.get("logger")) or False)
+        for logger in trainer.loggers:  # the resolved config and run metadata, secrets masked
+            logger.log_hyperparams(scrub({"config": OmegaConf.to_container(cfg, resolve=True), "run": record.info}))
         started = time.perf_counter()
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
