@@ -6,6 +6,11 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
+# Imported here, not first inside a capsys test: Lightning's log handler keeps the stderr it finds
+# at import time, and a closed capsys stream would print logging tracebacks in later tests.
+import lightning  # noqa: F401
 import pytest
 from conftest import ROOT, quick, train_in_process
 
@@ -35,27 +40,84 @@ def _cases(tmp):
         "missing file": (["data=files", f"data.loader.train={tmp / 'nope.csv'}"], r"train file '.*nope.csv' does not exist"),
         "empty split": (["data.max_samples.test=0"], r"test split of 'mr' is empty"),
         "unknown built-in dataset": (["data.loader.name=mrr"], r"Unknown built-in dataset 'mrr'. Did you mean 'mr'\?"),
+        "empty file": (["data=files", f"data.loader.train={_write(tmp / 'empty.csv', '')}"], r"train file '.*empty.csv' is empty"),
+        "None text": (["data=files", f"data.loader.train={_write(tmp / 'holes.csv', 'text,label' + chr(10) + 'fine,pos' + chr(10) + ',neg' + chr(10))}"],
+                      r"Row 1: column 'text' holds None, not text"),
+        "label id out of range": (["data=files", f"data.loader.train={_write(tmp / 'ids.csv', 'text,label' + chr(10) + ''.join(f'film {i},{i % 2}' + chr(10) for i in range(20)))}",
+                                   f"data.loader.test={_write(tmp / 'ids-test.csv', 'text,label' + chr(10) + 'c,7' + chr(10))}"],
+                                  r"test split.*Unknown label 7.*\['0', '1'\]"),
+        "infinite learning rate": (["optimizer.lr=inf"], r"optimizer.lr=inf is not a finite number"),
+        "wrong type for max_epochs": (["trainer.max_epochs=three"], r"trainer.max_epochs must be a number, got 'three'"),
+        "bad split ratios": (["data.split_ratios=[0.5,0.2,0.2]"], r"data.split_ratios must be three non-negative numbers"),
+        "checkpoint name escapes the run": (["callbacks.model_checkpoint.filename=../../escaped"], r"must be a plain file name"),
+        "assets missing": (["model.backbone=minilm", f"+env_cache={tmp / 'empty-cache'}"], r"The offline asset '\w+' .* is not in the cache .*empty-cache.*Fetch it with:  tunelab assets"),
+    }
+
+
+def _checkpoint(path, task: str, state: dict):
+    import torch
+
+    torch.save({"state_dict": state, "tunelab": {"task": task, "task_state": {}}}, path)
+    return str(path)
+
+
+def _model_cases(tmp, tiny_backbone):
+    import shutil
+
+    import torch
+
+    remote = tmp / "remote-code"
+    remote.mkdir()
+    (remote / "config.json").write_text('{"model_type": "my_arch", "auto_map": {"AutoConfig": "configuration_my.MyConfig"}}')
+    corrupt = Path(shutil.copytree(tiny_backbone, tmp / "corrupt-weights"))
+    weights = corrupt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    truncated = tmp / "truncated.ckpt"
+    truncated.write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    small = ["data.max_samples.train=32", "data.max_samples.validation=16", "data.max_samples.test=16"]
+    return {
+        "checkpoint of another head": ([f"ckpt_path={_checkpoint(tmp / 'reg.ckpt', 'Regression', {})}", *small],
+                                       r"was trained with the Regression head, but this run uses SequenceClassification"),
+        "checkpoint of another backbone": ([f"ckpt_path={_checkpoint(tmp / 'big.ckpt', 'SequenceClassification', {'model.classifier.weight': torch.zeros(2, 384)})}",
+                                            *small], r"does not fit this model \(shapes differ: model.classifier.weight \(2, 384\) vs \(2, 32\)"),
+        "missing checkpoint": ([f"ckpt_path={tmp / 'nope.ckpt'}", *small], r"ckpt_path=.*nope.ckpt does not exist.*ckpt_path=last"),
+        "truncated checkpoint": ([f"ckpt_path={truncated}", *small], r"truncated.ckpt is not a readable checkpoint"),
+        "backbone needs trust_remote_code": ([f"model.backbone={remote}"], r"ships its own modelling code.*model.trust_remote_code=true"),
+        "corrupt weights file": ([f"model.backbone={corrupt}", *small], r"weights of backbone .* cannot be read.*truncated or corrupt"),
     }
 
 
 @pytest.fixture
-def cases(tmp_path):
+def cases(tmp_path, tiny_backbone):
     found = _cases(tmp_path)
     latin = tmp_path / "latin1.csv"
     latin.write_bytes("text,label\ncaf\xe9,pos\n".encode("latin-1"))
     found["unreadable file"] = (["data=files", f"data.loader.train={latin}"], r"is not UTF-8 text.*iconv")
+    found.update(_model_cases(tmp_path, tiny_backbone))
     return found
 
 
 CASE_NAMES = [
+    # config
     "typo in a config key", "unknown group option", "unknown top-level key", "wrong type for lr", "negative learning rate",
-    "batch size 0", "missing required value", "bad backbone path", "hub id while offline", "missing column",
-    "unknown label in test", "unreadable file", "missing file", "empty split", "unknown built-in dataset"]
+    "batch size 0", "missing required value", "infinite learning rate", "wrong type for max_epochs", "bad split ratios",
+    "checkpoint name escapes the run",
+    # data
+    "missing column", "unknown label in test", "unreadable file", "missing file", "empty split", "unknown built-in dataset",
+    "empty file", "None text", "label id out of range",
+    # model
+    "bad backbone path", "checkpoint of another head", "checkpoint of another backbone", "missing checkpoint",
+    "truncated checkpoint", "backbone needs trust_remote_code", "corrupt weights file",
+    # environment
+    "hub id while offline", "assets missing"]
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_bad_input_is_one_clear_message(name, cases, tiny_backbone, tmp_path, capsys):
+def test_bad_input_is_one_clear_message(name, cases, tiny_backbone, tmp_path, capsys, monkeypatch):
     overrides, message = cases[name]
+    for override in [o for o in overrides if o.startswith("+env_cache=")]:  # an environment, not a config key
+        monkeypatch.setenv("TUNELAB_CACHE", override.split("=", 1)[1])
+        overrides = [o for o in overrides if o != override]
     run = tmp_path / "run"
     backbone = [] if any(o.startswith(("model.backbone", "model=")) for o in overrides) else [f"model.backbone={tiny_backbone}"]
     base = [o for o in quick(tiny_backbone, run) if not o.startswith(("model.backbone", "data.max_samples"))]
@@ -84,3 +146,13 @@ def test_the_real_command_exits_non_zero_without_a_traceback(tmp_path):
 def test_unknown_command_suggests_the_right_one():
     proc = subprocess.run([sys.executable, "-m", "tunelab", "trian"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "Did you mean 'train'?" in proc.stderr
+
+
+def test_a_100000_character_text_is_truncated_not_refused(tiny_backbone, tmp_path):
+    """A very long row is valid data: it is cut to data.max_length tokens and the run completes."""
+    rows = "".join(f"nice film {i},pos\nbad film {i},neg\n" for i in range(16))
+    data = _write(tmp_path / "long.csv", "text,label\n" + "word " * 20_000 + ",pos\n" + rows)
+    run = tmp_path / "run"
+    overrides = [o for o in quick(tiny_backbone, run) if not o.startswith("data.max_samples")]
+    assert train_in_process(*overrides, "data=files", f"data.loader.train={data}", "data.max_length=64") == 0
+    assert (run / "metrics.json").exists()

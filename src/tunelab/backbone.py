@@ -40,6 +40,33 @@ def resolve_backbone(name: str) -> str:
     return name
 
 
+def check_remote_code(name: str, resolved: str, trust_remote_code: bool) -> None:
+    """Refuse a local folder whose architecture exists only as its own Python code, unless trusted."""
+    import json
+
+    config = Path(resolved) / "config.json"
+    if trust_remote_code or not config.is_file():
+        return
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, ValueError) as err:
+        raise TunelabError(f"Backbone '{name}': {config} is not valid JSON ({err}). Re-export the model folder.") from None
+    from transformers import CONFIG_MAPPING
+
+    if data.get("auto_map") and data.get("model_type") not in CONFIG_MAPPING:
+        raise TunelabError(
+            f"Backbone '{name}' ({data.get('model_type')}) ships its own modelling code ({config} has an auto_map). "
+            "tunelab runs such code only when asked: set model.trust_remote_code=true if you trust its author."
+        )
+
+
+def _corrupt_weights(name: str, resolved: str, err: Exception) -> TunelabError:
+    return TunelabError(
+        f"The weights of backbone '{name}' in {resolved} cannot be read ({type(err).__name__}: {str(err)[:200]}). "
+        "The file is truncated or corrupt: copy or export the model folder again."
+    )
+
+
 def _explain_load_error(name: str, resolved: str, err: Exception, what: str) -> TunelabError:
     text = f"{type(err).__name__}: {err}"
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
@@ -65,6 +92,7 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     resolved = resolve_backbone(name)
+    check_remote_code(name, resolved, trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as err:
@@ -81,6 +109,7 @@ def load_model(auto_class, name: str, config_overrides: dict | None = None, trus
     from transformers import AutoConfig
 
     resolved = resolve_backbone(name)
+    check_remote_code(name, resolved, trust_remote_code)
     try:
         config = AutoConfig.from_pretrained(resolved, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as err:
@@ -93,13 +122,17 @@ def load_model(auto_class, name: str, config_overrides: dict | None = None, trus
         if pretrained:
             return auto_class.from_pretrained(resolved, config=config, trust_remote_code=trust_remote_code, **kwargs)
         return auto_class.from_config(config, trust_remote_code=trust_remote_code, **kwargs)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+    except Exception as err:
+        if type(err).__name__ == "SafetensorError" or "deserializ" in str(err).lower():
+            raise _corrupt_weights(name, resolved, err) from None
         if isinstance(err, ValueError) and "Unrecognized configuration class" in str(err):
             raise TunelabError(
                 f"Backbone '{name}' ({config.model_type}) has no {auto_class.__name__.replace('AutoModelFor', '')} "
                 f"head in transformers. Choose another task or backbone.\n({str(err)[:300]})"
             ) from err
-        raise _explain_load_error(name, resolved, err, "weights") from err
+        if isinstance(err, (OSError, ValueError, KeyError, RuntimeError)):
+            raise _explain_load_error(name, resolved, err, "weights") from err
+        raise
 
 
 def dropout_overrides(config, hidden: float | None = None, attention: float | None = None) -> dict:

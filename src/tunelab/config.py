@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from tunelab.errors import TunelabError
@@ -51,6 +52,8 @@ def validate(cfg) -> None:
     }
     for key, ok in checks.items():
         value = _number(cfg, key)
+        if value is not None and not math.isfinite(value):
+            raise TunelabError(f"{key}={value} is not a finite number. Example: {key}={'5e-5' if 'lr' in key else '32'}")
         if value is not None and not ok(value):
             raise TunelabError(f"{key}={value} is out of range (must be {'> 0' if 'clip' not in key and 'decay' not in key else '>= 0'}"
                                f"{', an integer' if key.startswith(('data.', 'trainer.max', 'trainer.acc')) else ''}).")

@@ -2,7 +2,9 @@
 
     <run>/config.yaml        the resolved config
     <run>/.hydra/            Hydra's own record (config, overrides)
-    <run>/run.json           status (running / completed / failed), times, command, error
+    <run>/run.json           status (running / completed / failed / interrupted), start/end times, exit
+                             status, command and overrides, seed, git commit/dirty (+ git.diff),
+                             package versions, torch/CUDA/hardware, data fingerprint, error
     <run>/metrics.json       final metrics; written last, only when the run succeeded
     <run>/checkpoints/       best.ckpt (followed metric), last.ckpt
     <run>/csv/metrics.csv    per-step logs (and tensorboard/, wandb/ when enabled)
@@ -32,19 +34,34 @@ class RunRecord:
         self.run_dir = Path(run_dir)
         self.info: dict = {}
 
-    def start(self, cfg) -> None:
+    def start(self, cfg, overrides: list[str] | None = None) -> None:
         from omegaconf import OmegaConf
+
+        from tunelab import metadata
+        from tunelab.secrets import scrub, scrub_files
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "metrics.json").unlink(missing_ok=True)  # a resumed run earns it again
-        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        self.info = {"status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                     "command": sys.argv, "cwd": os.getcwd(), "pid": os.getpid()}
+        resolved = scrub(OmegaConf.to_container(cfg, resolve=True))
+        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+        scrub_files(self.run_dir / ".hydra")  # Hydra wrote the raw overrides there before we ran
+        self.info = scrub({"status": "running", "started": _now(), "command": sys.argv,
+                           "overrides": list(overrides or []), "cwd": os.getcwd(), "pid": os.getpid(),
+                           "seed": cfg.get("seed"), **metadata.collect(self.run_dir)})
+        _write_json(self.run_dir / "run.json", self.info)
+
+    def update(self, **fields) -> None:
+        """Add facts learnt during the run (e.g. the data fingerprint) to run.json."""
+        from tunelab.secrets import scrub
+
+        self.info.update(scrub(fields))
         _write_json(self.run_dir / "run.json", self.info)
 
     def finish(self, summary: dict) -> None:
-        _write_json(self.run_dir / "metrics.json", summary)
-        self.info.update(status="completed", ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        from tunelab.secrets import scrub
+
+        _write_json(self.run_dir / "metrics.json", scrub(summary))
+        self.info.update(status="completed", ended=_now(), exit_status=0)
         _write_json(self.run_dir / "run.json", self.info)
 
     def __enter__(self):
@@ -52,12 +69,23 @@ class RunRecord:
 
     def __exit__(self, exc_type, exc, tb):
         if exc is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "metrics.json").unlink(missing_ok=True)
-            self.info.update(status="failed", ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                             error=f"{type(exc).__name__}: {exc}")
-            _write_json(self.run_dir / "run.json", self.info)
+            from tunelab.secrets import scrub_text
+
+            preempted = type(exc).__name__ in ("PreemptedError", "SIGTERMException")
+            self.info.update(status="interrupted" if preempted else "failed", ended=_now(),
+                             exit_status=getattr(exc, "exit_code", 1),
+                             error=scrub_text(f"{type(exc).__name__}: {exc}"))
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                (self.run_dir / "metrics.json").unlink(missing_ok=True)
+                _write_json(self.run_dir / "run.json", self.info)
+            except OSError:  # an unwritable or full disk: the original error is the one to show
+                pass
         return False
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def resolve_run_dir(run: str) -> Path:

@@ -13,16 +13,21 @@ import sys
 import time
 from pathlib import Path
 
+from tunelab import preflight
 from tunelab.config import config_dir, instantiate, instantiate_each, print_tree, validate
 from tunelab.errors import TunelabError
 from tunelab.noise import silence_known_noise
 from tunelab.rundir import RunRecord
+from tunelab.secrets import install_log_filter, scrub
 
 
 def train(cfg) -> dict:
     """Run one experiment from a composed config; returns the final metrics."""
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from tunelab.callbacks import PreemptedError, PreemptionCheckpoint
     from omegaconf import OmegaConf
 
     silence_known_noise()
@@ -30,29 +35,44 @@ def train(cfg) -> dict:
     record = RunRecord(run_dir)
     with record:
         validate(cfg)
+        install_log_filter()
+        preflight.check_output_dir(run_dir)
+        preflight.check_output_paths(cfg, run_dir)
         if cfg.get("print_config", True):
             print_tree(cfg)
-        record.start(cfg)
+        record.start(cfg, overrides=list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [])
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         task = instantiate(cfg.task, "task")
         datamodule = instantiate(cfg.data, "data", task=task)
         datamodule.prepare_data()
         datamodule.setup("fit")
+        record.update(data_fingerprint=data_fingerprint(datamodule))
         optimizer = instantiate(cfg.optimizer, "optimizer")
         scheduler = instantiate(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
         module = instantiate(cfg.model, "model", task=task, optimizer=optimizer, scheduler=scheduler)
         params = module.num_parameters()
         print(f"trainable parameters: {params['trainable']:,} of {params['total']:,} ({params['trainable_percent']}%)")
+        preflight.check_free_space(run_dir, params["total"])
+        ckpt_path = cfg.get("ckpt_path")
+        if ckpt_path == "last":  # no last.ckpt yet: start from scratch (so job scripts can always pass it)
+            ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if (run_dir / "checkpoints" / "last.ckpt").exists() else None
+        if ckpt_path:
+            preflight.check_resume(ckpt_path, task, module)
 
         trainer = instantiate(cfg.trainer, "trainer", callbacks=instantiate_each(cfg.get("callbacks")),
                               logger=instantiate_each(cfg.get("logger")) or False)
-        ckpt_path = cfg.get("ckpt_path")
-        if ckpt_path == "last":
-            ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if (run_dir / "checkpoints" / "last.ckpt").exists() else None
+        for logger in trainer.loggers:  # the resolved config and run metadata, secrets masked
+            logger.log_hyperparams(scrub({"config": OmegaConf.to_container(cfg, resolve=True), "run": record.info}))
         started = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        except SIGTERMException:  # a SystemExit with code 0: make it a failure that says what to do
+            saved = next((c.saved for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)), None)
+            raise PreemptedError("SIGTERM", saved) from None
         fit_seconds = time.perf_counter() - started
+        if trainer.ckpt_path:  # ckpt_path=last, or Lightning's own pick (an HPC checkpoint on SLURM)
+            record.update(resumed_from=str(trainer.ckpt_path))
         if trainer.interrupted:
             raise TunelabError("Training was interrupted; no test was run and no metrics.json written.")
 
@@ -78,6 +98,15 @@ def train(cfg) -> dict:
         record.finish(summary)
     _print_result(summary, run_dir)
     return metrics
+
+
+def data_fingerprint(datamodule) -> dict:
+    """A hash of the tokenized splits actually used (datasets' content fingerprints), plus their sizes."""
+    from datasets.fingerprint import Hasher
+
+    splits = {name: getattr(ds, "_fingerprint", None) for name, ds in datamodule.splits.items()}
+    return {"tokenized": Hasher.hash(splits), "splits": splits,
+            "rows": {name: len(ds) for name, ds in datamodule.splits.items()}}
 
 
 def _print_result(summary: dict, run_dir: Path) -> None:
