@@ -114,7 +114,8 @@ class TuneModule(L.LightningModule):
     def on_fit_start(self):
         self.peft.on_fit_start(self.model, int(self.trainer.estimated_stepping_batches))
 
-    def on_before_zero_grad(self, optimizer):
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        # after the optimizer step; the gradients are still there (Lightning zeroes them before the next step)
         self.peft.after_optimizer_step(self.model, self.global_step)
 
     # ---- checkpoints: the task's learnt state (label set) travels with the weights

@@ -43,7 +43,8 @@ class HeadOnly(TuningMethod):
 
 
 def freeze(model: nn.Module, embeddings: bool = False, layers: int = 0, backbone: bool = False) -> nn.Module:
-    """Freeze the embeddings, the bottom ``layers`` blocks, or the whole ``backbone`` (head excluded).
+    """Freeze the embeddings, the embeddings and the bottom ``layers`` blocks, or the whole ``backbone``
+    (the head always trains).
 
     Applied after the PEFT method, so freezing a block also freezes the adapters inside it."""
     if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
@@ -52,7 +53,7 @@ def freeze(model: nn.Module, embeddings: bool = False, layers: int = 0, backbone
         set_trainable(model, False)
         keep_head_trainable(model)
         return model
-    if embeddings:
+    if embeddings or layers:  # freezing the bottom blocks freezes what lies below them too
         found = parts.embeddings(model)
         if not found:
             raise TunelabError(f"model.freeze.embeddings=true, but no embedding module was found: "

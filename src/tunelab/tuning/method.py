@@ -40,7 +40,7 @@ class TuningMethod:
         """Called once before the first step with the number of optimizer steps."""
 
     def after_optimizer_step(self, model: nn.Module, step: int) -> None:
-        """Called after every optimizer step, before the gradients are zeroed."""
+        """Called after every training batch (its optimizer step done, its gradients still held)."""
 
     def merged(self, model: nn.Module) -> nn.Module:
         """A plain transformers model with the same outputs (adapters folded into the weights)."""

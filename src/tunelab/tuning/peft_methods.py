@@ -69,9 +69,9 @@ def resolve_targets(model: nn.Module, method: str, targets, mapping_name: str | 
     for target in targets:
         if not any(n == target or n.endswith("." + target) for n in names):
             raise TunelabError(
-                f"model.peft.target_modules: '{target}' is not a module of the {_model_types(model)[:1] or ''} backbone."
-                f"{did_you_mean(target, module_names(model))} Its layers are {module_names(model)}; "
-                f"{parts.describe(model)}.")
+                f"model.peft.target_modules: '{target}' is not a module of the {(_model_types(model) or [type(model).__name__])[0]} backbone."
+                f" Its layers are {module_names(model)}; "
+                f"{parts.describe(model)}. Set model.peft.target_modules to some of these, or null for the default.")
     return targets
 
 
