@@ -67,3 +67,15 @@ def test_freezing_bottom_blocks_of_a_decoder():
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert any(n.startswith("model.layers.0.") for n in frozen) and "model.embed_tokens.weight" in frozen
     assert not any(n.startswith("model.layers.1.") for n in frozen)
+
+
+def test_negative_layers_keep_only_the_top_blocks_trainable():
+    def frozen(layers):
+        return {n for n, p in apply_tuning(tiny_llama(), freeze={"layers": layers}).named_parameters()
+                if not p.requires_grad}
+
+    assert frozen(-1) == frozen(1)
+    from tunelab.errors import TunelabError
+
+    with pytest.raises(TunelabError, match="keeps the top 3 blocks trainable, but the llama backbone has 2 blocks"):
+        frozen(-3)

@@ -47,8 +47,9 @@ def freeze(model: nn.Module, embeddings: bool = False, layers: int = 0, backbone
     (the head always trains).
 
     Applied after the PEFT method, so freezing a block also freezes the adapters inside it."""
-    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
-        raise TunelabError(f"model.freeze.layers must be an integer >= 0, got {layers!r}.")
+    if isinstance(layers, bool) or not isinstance(layers, int):
+        raise TunelabError(f"model.freeze.layers must be an integer (N: the bottom N blocks, -K: all but the "
+                           f"top K), got {layers!r}.")
     if backbone:
         set_trainable(model, False)
         keep_head_trainable(model)
@@ -62,6 +63,11 @@ def freeze(model: nn.Module, embeddings: bool = False, layers: int = 0, backbone
             set_trainable(module, False)
     if layers:
         blocks = parts.require_blocks(model, "model.freeze.layers")
+        if layers < 0:  # -K: train only the top K blocks, whatever the depth of the backbone
+            if -layers > len(blocks):
+                raise TunelabError(f"model.freeze.layers={layers} keeps the top {-layers} blocks trainable, but "
+                                   f"{parts.describe(model)}.")
+            layers = len(blocks) + layers
         if layers > len(blocks):
             raise TunelabError(f"model.freeze.layers={layers}, but {parts.describe(model)}. Freeze at most "
                                f"{len(blocks)} blocks, or freeze everything with model.freeze.backbone=true.")
