@@ -1,10 +1,11 @@
 """The LoRA-paper-shaped table (experiments/mr_peft_*): run every row x seed, then summarise.
 
-    python bench/peft_table.py run --out /tmp/peft-table --seeds 1 2 3     # one process per run
-    python bench/peft_table.py table --out /tmp/peft-table                 # markdown table
+    OMP_NUM_THREADS=1 nice -n 10 python bench/peft_table.py run --out /tmp/peft-table --seeds 1 2 3
+    python bench/peft_table.py table --out /tmp/peft-table      # the markdown table alone
 
-Each run is its own process so that its peak memory (max RSS) is its own; this is the same set of
-runs as `tunelab train -m +sweeps=peft_methods`. Rows are run seed by seed, so an interrupted
+One thread per run: on the shared 2-core machine a 2-thread torch run spent most of its time
+waiting at OpenMP barriers (about 10x slower under load). Each run is its own process, so its
+peak memory (max RSS) is its own; this is the same set of runs as `tunelab train -m +sweeps=peft_methods`. Rows are run seed by seed, so an interrupted
 table still has whole seeds.
 """
 

@@ -52,6 +52,17 @@ Epochs {summary['epochs']}, optimizer steps {summary['global_steps']}, fit time 
 """
 
 
+ADAPTER_USAGE = """This folder holds the PEFT adapter only (and the trained head); load it onto the base model:
+
+```python
+from peft import PeftModel
+from transformers import AutoModelForSequenceClassification  # the AutoModelFor* of the task
+base = AutoModelForSequenceClassification.from_pretrained("{backbone}", num_labels=...)
+model = PeftModel.from_pretrained(base, "PATH/TO/THIS/FOLDER")
+```
+"""
+
+
 def export_run(run: str, out: str, force: bool = False, adapter: bool = False) -> Path:
     """The run as a plain HF folder (adapters merged into the weights), or with ``adapter=True``
     its PEFT adapter alone (adapter_config.json + adapter_model.safetensors, for PeftModel.from_pretrained)."""
@@ -68,7 +79,10 @@ def export_run(run: str, out: str, force: bool = False, adapter: bool = False) -
     else:
         module.peft.merged(module.model).save_pretrained(target, safe_serialization=True)
     datamodule.tokenizer.save_pretrained(target)
-    (target / "README.md").write_text(model_card(cfg, summary, module.task))
+    card = model_card(cfg, summary, module.task)
+    if adapter:
+        card = card.replace("## Results", ADAPTER_USAGE.format(backbone=cfg.model.backbone) + "\n## Results", 1)
+    (target / "README.md").write_text(card)
     return target
 
 
