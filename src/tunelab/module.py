@@ -11,6 +11,11 @@ Plain Python, no Hydra needed::
     data.setup("fit")                        # learns the label set from the training split
     module = TuneModule("minilm", task, optimizer=partial(torch.optim.AdamW, lr=5e-5))
     L.Trainer(max_epochs=1).fit(module, data)
+
+What trains is decided once, after the task built the model (``tunelab.tuning``)::
+
+    TuneModule("minilm", task, peft=PeftMethod("lora", r=8), freeze={"layers": 2}, layer_decay=0.8,
+               adversarial=EmbeddingAdversary(epsilon=1.0))
 """
 
 from __future__ import annotations
