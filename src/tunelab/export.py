@@ -52,7 +52,20 @@ Epochs {summary['epochs']}, optimizer steps {summary['global_steps']}, fit time 
 """
 
 
-def export_run(run: str, out: str, force: bool = False) -> Path:
+ADAPTER_USAGE = """This folder holds the PEFT adapter only (and the trained head); load it onto the base model:
+
+```python
+from peft import PeftModel
+from transformers import AutoModelForSequenceClassification  # the AutoModelFor* of the task
+base = AutoModelForSequenceClassification.from_pretrained("{backbone}", num_labels=...)
+model = PeftModel.from_pretrained(base, "PATH/TO/THIS/FOLDER")
+```
+"""
+
+
+def export_run(run: str, out: str, force: bool = False, adapter: bool = False) -> Path:
+    """The run as a plain HF folder (adapters merged into the weights), or with ``adapter=True``
+    its PEFT adapter alone (adapter_config.json + adapter_model.safetensors, for PeftModel.from_pretrained)."""
     from tunelab.rundir import load_run
 
     cfg, module, datamodule, run_dir = load_run(run)
@@ -61,9 +74,15 @@ def export_run(run: str, out: str, force: bool = False) -> Path:
         raise TunelabError(f"'{out}' exists and is not empty. Choose another --out, or pass --force to overwrite it.")
     target.mkdir(parents=True, exist_ok=True)
     summary = json.loads((run_dir / "metrics.json").read_text())
-    module.model.save_pretrained(target, safe_serialization=True)
+    if adapter:
+        module.peft.save_adapter(module.model, target)
+    else:
+        module.peft.merged(module.model).save_pretrained(target, safe_serialization=True)
     datamodule.tokenizer.save_pretrained(target)
-    (target / "README.md").write_text(model_card(cfg, summary, module.task))
+    card = model_card(cfg, summary, module.task)
+    if adapter:
+        card = card.replace("## Results", ADAPTER_USAGE.format(backbone=cfg.model.backbone) + "\n## Results", 1)
+    (target / "README.md").write_text(card)
     return target
 
 
@@ -88,10 +107,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("run", help="a run directory (or 'latest')")
     parser.add_argument("--out", "-o", required=True, help="folder to write")
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--merged", action="store_true", help="the whole model, adapters merged in (the default)")
+    what.add_argument("--adapter", action="store_true", help="a PEFT run's adapter alone (PeftModel.from_pretrained)")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also upload the folder to this Hub repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     args = parser.parse_args(argv)
-    folder = export_run(args.run, args.out, force=args.force)
+    folder = export_run(args.run, args.out, force=args.force, adapter=args.adapter)
     print(f"exported {folder}")
     if args.push_to_hub:
         print(f"pushed {push(folder, args.push_to_hub, args.private)}")

@@ -11,6 +11,11 @@ Plain Python, no Hydra needed::
     data.setup("fit")                        # learns the label set from the training split
     module = TuneModule("minilm", task, optimizer=partial(torch.optim.AdamW, lr=5e-5))
     L.Trainer(max_epochs=1).fit(module, data)
+
+What trains is decided once, after the task built the model (``tunelab.tuning``)::
+
+    TuneModule("minilm", task, peft=PeftMethod("lora", r=8), freeze={"layers": 2}, layer_decay=0.8,
+               adversarial=EmbeddingAdversary(epsilon=1.0))
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 
 from tunelab.optim import param_groups
 from tunelab.tasks.base import Task
+from tunelab.tuning import TuningMethod, apply_tuning
 
 
 class TuneModule(L.LightningModule):
@@ -36,6 +42,10 @@ class TuneModule(L.LightningModule):
         dropout: dict | None = None,
         gradient_checkpointing: bool = False,
         pretrained: bool = True,
+        peft: TuningMethod | None = None,
+        freeze: dict | None = None,
+        layer_decay: float | None = None,
+        adversarial=None,
     ):
         super().__init__()
         self.backbone = backbone
@@ -49,13 +59,24 @@ class TuneModule(L.LightningModule):
         self.model.train()
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # what trains (tunelab.tuning): a PEFT method, BitFit, head-only, frozen blocks; then how it trains
+        self.peft = peft or TuningMethod()
+        self.model = apply_tuning(self.model, self.peft, freeze)
+        self.layer_decay = layer_decay
+        self.adversarial = adversarial
+        # checkpoints of a run that trains part of the model hold only that part (+ the pretrained backbone)
+        trained = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        everything = {f"model.{n}" for n, _ in self.model.named_parameters()}
+        self.trained_keys = trained if trained != everything else None
         self.val_metrics = task.metrics().clone(prefix="val/")
         self.test_metrics = task.metrics().clone(prefix="test/")
 
     # ---- steps
     def training_step(self, batch, batch_idx):
-        outputs = self.task.forward(self.model, batch)
-        loss = self.task.loss(outputs, batch)
+        def compute_loss():
+            return self.task.loss(self.task.forward(self.model, batch), batch)
+
+        loss = self.adversarial.training_loss(self.model, compute_loss) if self.adversarial else compute_loss()
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
         return loss
 
@@ -81,17 +102,45 @@ class TuneModule(L.LightningModule):
     # ---- optimization
     def configure_optimizers(self):
         weight_decay = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
-        optimizer = self.optimizer_factory(param_groups(self.model, weight_decay))
+        if self.layer_decay is not None:
+            from tunelab.tuning.layer_decay import layer_decay_groups
+
+            lr = getattr(self.optimizer_factory, "keywords", {}).get("lr", 1e-3)
+            groups = layer_decay_groups(self.model, lr, weight_decay, self.layer_decay)
+        else:
+            groups = param_groups(self.model, weight_decay)
+        optimizer = self.optimizer_factory(groups)
         if self.scheduler_factory is None:
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def on_fit_start(self):
+        self.peft.on_fit_start(self.model, int(self.trainer.estimated_stepping_batches))
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        # after the optimizer step; the gradients are still there (Lightning zeroes them before the next step)
+        self.peft.after_optimizer_step(self.model, self.global_step)
+
     # ---- checkpoints: the task's learnt state (label set) travels with the weights
     def on_save_checkpoint(self, checkpoint):
         checkpoint["tunelab"] = {"task": type(self.task).__qualname__, "task_state": self.task.state_dict(),
-                                 "backbone": self.backbone}
+                                 "backbone": self.backbone, "partial": self.trained_keys is not None}
+        if self.trained_keys is not None:
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in self.trained_keys}
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        if self.trained_keys is None:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        # a partial checkpoint: the frozen weights come from the pretrained backbone, not from the file
+        missing = sorted(self.trained_keys - state_dict.keys())
+        if missing:
+            from tunelab.errors import TunelabError
+
+            raise TunelabError(f"The checkpoint lacks {len(missing)} trained tensors (e.g. {missing[:3]}): it was "
+                               "written by a run with another peft/freeze setting. Use that run's config.")
+        return super().load_state_dict(state_dict, strict=False, assign=assign)
 
     def on_load_checkpoint(self, checkpoint):
         state = checkpoint.get("tunelab", {}).get("task_state")
@@ -99,6 +148,7 @@ class TuneModule(L.LightningModule):
             self.task.load_state_dict(state)
 
     def num_parameters(self) -> dict:
-        total = sum(p.numel() for p in self.model.parameters())
-        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        return {"total": total, "trainable": trainable, "trainable_percent": round(100 * trainable / max(1, total), 4)}
+        """Total and trainable parameter counts, per part (embeddings, blocks, head, adapter)."""
+        from tunelab.tuning.report import parameter_report
+
+        return parameter_report(self.model)

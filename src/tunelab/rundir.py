@@ -125,7 +125,9 @@ def load_run(run: str):
         raise TunelabError(f"Cannot read the checkpoint {ckpt_path}: {type(err).__name__}: {str(err)[:300]}") from err
     task = instantiate(cfg.task, "task")
     task.load_state_dict(checkpoint["tunelab"]["task_state"])
-    module = instantiate(cfg.model, "model", task=task, pretrained=False)
+    # a PEFT/frozen run's checkpoint holds only what trained: the rest comes from the pretrained backbone
+    partial = checkpoint["tunelab"].get("partial", False)
+    module = instantiate(cfg.model, "model", task=task, pretrained=partial)
     module.load_state_dict(checkpoint["state_dict"])
     module.eval()
     datamodule = instantiate(cfg.data, "data", task=task, tokenizer=cfg.model.backbone)

@@ -30,6 +30,8 @@ def train(cfg) -> dict:
     from tunelab.callbacks import PreemptedError, PreemptionCheckpoint
     from omegaconf import OmegaConf
 
+    from tunelab.tuning.report import format_report, peak_memory_mb
+
     silence_known_noise()
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
     record = RunRecord(run_dir)
@@ -52,7 +54,7 @@ def train(cfg) -> dict:
         scheduler = instantiate(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
         module = instantiate(cfg.model, "model", task=task, optimizer=optimizer, scheduler=scheduler)
         params = module.num_parameters()
-        print(f"trainable parameters: {params['trainable']:,} of {params['total']:,} ({params['trainable_percent']}%)")
+        print(format_report(params))
         preflight.check_free_space(run_dir, params["total"])
         ckpt_path = cfg.get("ckpt_path")
         if ckpt_path == "last":  # no last.ckpt yet: start from scratch (so job scripts can always pass it)
@@ -91,6 +93,8 @@ def train(cfg) -> dict:
             "global_steps": trainer.global_step,
             "fit_seconds": round(fit_seconds, 2),
             "parameters": params,
+            "checkpoint_mb": round(Path(best).stat().st_size / 2**20, 3) if best and Path(best).exists() else None,
+            "peak_memory_mb": peak_memory_mb(),
             "data": {"name": datamodule.name, "sizes": {s: len(d) for s, d in datamodule.splits.items()},
                      "tokenized_cache": datamodule.cache_key() if datamodule.cache else None},
             "seed": cfg.seed,

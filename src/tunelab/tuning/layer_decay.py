@@ -1,0 +1,36 @@
+"""Layer-wise learning-rate decay: one parameter group per block, the head at the base LR.
+
+With ``L`` blocks, block ``i`` (0 = bottom) trains at ``lr * decay ** (L - i)``, the embeddings at
+``lr * decay ** (L + 1)`` and the head (and anything above the blocks) at ``lr``. Lower layers hold
+general features, so they move less (ELECTRA, BEiT recipes). Encoder-decoders count the encoder
+blocks first, then the decoder blocks. Each depth is split into decayed / not-decayed weights.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from tunelab.errors import TunelabError
+from tunelab.optim import _no_decay
+from tunelab.tuning import parts
+
+
+def layer_decay_groups(model: nn.Module, lr: float, weight_decay: float, decay: float) -> list[dict]:
+    if not 0.0 < decay <= 1.0:
+        raise TunelabError(f"model.layer_decay must be in (0, 1] (e.g. 0.8), got {decay}.")
+    blocks = parts.require_blocks(model, "model.layer_decay")
+    top = len(blocks) + 1
+    depth_of = {id(p): 0 for _, m in parts.embeddings(model) for p in m.parameters()}
+    depth_of.update({id(p): i + 1 for i, (_, m) in enumerate(blocks) for p in m.parameters()})
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        depth = depth_of.get(id(param), top)
+        no_decay = _no_decay(name, param)
+        group = groups.setdefault((depth, no_decay), {
+            "params": [], "lr": lr * decay ** (top - depth), "weight_decay": 0.0 if no_decay else weight_decay,
+            "name": f"{'embeddings' if depth == 0 else 'head' if depth == top else f'block{depth - 1}'}"
+                    f".{'no_decay' if no_decay else 'decay'}"})
+        group["params"].append(param)
+    return [groups[key] for key in sorted(groups)]
