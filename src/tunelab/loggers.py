@@ -42,3 +42,28 @@ def wandb_logger(save_dir: str, project: str = "tunelab", name: str | None = Non
     overrides = [o for o in _job_overrides() if not o.startswith(("hydra.", "logger"))]
     return WandbLogger(save_dir=save_dir, project=project, name=name or (",".join(overrides) or None),
                        group=group or _sweep_group(), tags=list(tags or []), job_type=job_type, **kwargs)
+
+
+def flat_config(cfg) -> dict:
+    """The resolved config as one flat mapping (``optimizer.lr: 5e-05``): sortable columns in W&B."""
+    from omegaconf import OmegaConf
+
+    flat: dict = {}
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = node if isinstance(node, (int, float, str, bool)) or node is None else str(node)
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+def log_config(loggers, cfg) -> None:
+    """Every logger records the run's full config (W&B config, CSV hparams.yaml, TensorBoard hparams)."""
+    if loggers:
+        params = flat_config(cfg)
+        for logger in loggers:
+            logger.log_hyperparams(params)

@@ -26,15 +26,20 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 class RunRecord:
-    """Writes run.json at start and end; metrics.json only on success."""
+    """Writes run.json at start and end; metrics.json only on success. Rank 0 only (DDP/FSDP)."""
 
     def __init__(self, run_dir: Path):
+        from tunelab.sweeps.distributed import global_rank
+
         self.run_dir = Path(run_dir)
         self.info: dict = {}
+        self.writes = global_rank() == 0
 
     def start(self, cfg) -> None:
         from omegaconf import OmegaConf
 
+        if not self.writes:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "metrics.json").unlink(missing_ok=True)  # a resumed run earns it again
         (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -43,6 +48,8 @@ class RunRecord:
         _write_json(self.run_dir / "run.json", self.info)
 
     def finish(self, summary: dict) -> None:
+        if not self.writes:
+            return
         _write_json(self.run_dir / "metrics.json", summary)
         self.info.update(status="completed", ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         _write_json(self.run_dir / "run.json", self.info)
@@ -51,7 +58,7 @@ class RunRecord:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc is not None:
+        if exc is not None and self.writes:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "metrics.json").unlink(missing_ok=True)
             self.info.update(status="failed", ended=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

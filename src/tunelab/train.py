@@ -15,7 +15,9 @@ from pathlib import Path
 
 from tunelab.config import config_dir, instantiate, instantiate_each, print_tree, validate
 from tunelab.errors import TunelabError
+from tunelab.loggers import log_config
 from tunelab.rundir import RunRecord
+from tunelab.sweeps import distributed, resume
 
 
 def train(cfg) -> dict:
@@ -25,6 +27,12 @@ def train(cfg) -> dict:
     from omegaconf import OmegaConf
 
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
+    previous = resume.finished_result(cfg, run_dir)
+    if previous is not None:  # a sweep rerun with resume=true: this job is done
+        print(f"resume=true: {run_dir} finished earlier; skipped.")
+        return previous["metrics"]
+    if HydraConfig.initialized():
+        distributed.install()  # DDP/FSDP ranks re-run this job alone, not the whole sweep
     record = RunRecord(run_dir)
     with record:
         validate(cfg)
@@ -45,7 +53,8 @@ def train(cfg) -> dict:
 
         trainer = instantiate(cfg.trainer, "trainer", callbacks=instantiate_each(cfg.get("callbacks")),
                               logger=instantiate_each(cfg.get("logger")) or False)
-        ckpt_path = cfg.get("ckpt_path")
+        log_config(trainer.loggers, cfg)
+        ckpt_path = cfg.get("ckpt_path") or resume.resume_checkpoint(cfg, run_dir)
         if ckpt_path == "last":
             ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if (run_dir / "checkpoints" / "last.ckpt").exists() else None
         started = time.perf_counter()
@@ -74,7 +83,8 @@ def train(cfg) -> dict:
             "seed": cfg.seed,
         }
         record.finish(summary)
-    _print_result(summary, run_dir)
+    if record.writes:
+        _print_result(summary, run_dir)
     return metrics
 
 
@@ -97,8 +107,10 @@ def main(argv: list[str]) -> int:
     def _entry(cfg):
         # Restore the real command line: Lightning's DDP launcher re-runs it for the other ranks.
         sys.argv = original
-        return train(cfg)
+        with distributed.job_world():  # the next job of a sweep starts its own DDP/FSDP world
+            return train(cfg)
 
+    resume.register_resolver()
     sys.argv = [original[0], *argv]
     try:
         _entry()
