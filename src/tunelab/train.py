@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from tunelab.config import config_dir, instantiate, instantiate_each, print_tree, validate
@@ -111,6 +112,9 @@ def main(argv: list[str]) -> int:
             return train(cfg)
 
     resume.register_resolver()
+    # conf/hydra/launcher/{basic,joblib,...}.yaml are checked against the plugins' schemas of the same
+    # name (wanted: a typo fails); Hydra warns about that on every start, which says nothing to users.
+    warnings.filterwarnings("ignore", message=r"\s*'hydra/.*' is validated against ConfigStore schema", category=UserWarning)
     sys.argv = [original[0], *argv]
     try:
         _entry()

@@ -29,7 +29,8 @@ from pathlib import Path
 from tunelab.errors import TunelabError
 
 # overrides that say how a sweep ran, not what a run is
-IGNORED_PREFIXES = ("hydra.", "hydra/", "resume=", "+resume=", "print_config=", "~callbacks.progress_bar")
+IGNORED_PREFIXES = ("hydra.", "hydra/", "resume=", "+resume=", "print_config=", "~callbacks.progress_bar",
+                    "+callbacks.optuna.")  # the Optuna sweeper's bookkeeping (the job number is the trial's)
 
 
 @dataclass
@@ -235,7 +236,8 @@ def plot(path: Path, groups: list[Group], keys: list[str], metric: str, mode: st
         if xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
             left.set_xscale("log")
         left.set_xlabel(x_key)
-        left.legend(fontsize=8)
+        if left.lines:
+            left.legend(fontsize=8)
     else:
         left.bar(range(len(groups)), [g.mean for g in groups])
         left.set_xlabel("configuration")
