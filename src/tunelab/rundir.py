@@ -99,7 +99,12 @@ def load_run(run: str):
     if ckpt_path is None or not ckpt_path.exists():
         raise TunelabError(f"The run {run_dir} has no best checkpoint ({ckpt_path}); it cannot be loaded.")
     try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ckpt_path.is_dir():  # a sharded FSDP checkpoint (trainer=fsdp): consolidate it in memory
+            from tunelab.sharding import consolidated_checkpoint
+
+            checkpoint = consolidated_checkpoint(ckpt_path)
+        else:
+            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise TunelabError(f"Cannot read the checkpoint {ckpt_path}: {type(err).__name__}: {str(err)[:300]}") from err
     task = instantiate(cfg.task, "task")
