@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tunelab.config import config_dir, instantiate, instantiate_each, print_tree, validate
 from tunelab.errors import TunelabError
-from tunelab.loggers import log_config
+from tunelab.loggers import log_config, one_wandb_run_per_job
 from tunelab.rundir import RunRecord
 from tunelab.sweeps import distributed, resume
 
@@ -108,7 +108,8 @@ def main(argv: list[str]) -> int:
     def _entry(cfg):
         # Restore the real command line: Lightning's DDP launcher re-runs it for the other ranks.
         sys.argv = original
-        with distributed.job_world():  # the next job of a sweep starts its own DDP/FSDP world
+        # the next job of a sweep starts its own DDP/FSDP world and its own W&B run
+        with distributed.job_world(), one_wandb_run_per_job():
             return train(cfg)
 
     resume.register_resolver()
