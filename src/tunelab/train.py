@@ -112,10 +112,10 @@ def main(argv: list[str]) -> int:
         with distributed.job_world(), one_wandb_run_per_job():
             return train(cfg)
 
-    resume.register_resolver()
     # conf/hydra/launcher/{basic,joblib,...}.yaml are checked against the plugins' schemas of the same
     # name (wanted: a typo fails); Hydra warns about that on every start, which says nothing to users.
     warnings.filterwarnings("ignore", message=r"\s*'hydra/.*' is validated against ConfigStore schema", category=UserWarning)
+    argv = resume.sweep_dir_to_resume(list(argv))  # -m ... resume=true: continue the earlier sweep's folder
     sys.argv = [original[0], *argv]
     try:
         _entry()

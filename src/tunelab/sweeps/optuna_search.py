@@ -90,6 +90,9 @@ def run_search(sweeper, arguments: list[str], n_trials: int, n_jobs: int, direct
                            "(see sweeps/optuna_lr.yaml), e.g. optimizer.lr: {type: float, low: 1e-5, high: 3e-4, log: true}")
     sweep_dir = Path(str(sweeper.config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    from omegaconf import OmegaConf
+
+    OmegaConf.save(sweeper.config, sweep_dir / "multirun.yaml")  # as Hydra's sweeper does: resume finds it
     storage = storage or f"sqlite:///{(sweep_dir / 'optuna.db').resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=study_name, storage=storage, direction=direction, load_if_exists=True,
