@@ -13,6 +13,7 @@ COMMANDS = {
     "predict": ("tunelab.predict", "predict with a trained run: one JSON line per input text"),
     "export": ("tunelab.export", "write a run as a plain Hugging Face folder (optionally push it to the Hub)"),
     "assets": ("tunelab.assets", "fetch and verify the offline weights and corpora into the cache"),
+    "compare": ("tunelab.sweeps.compare", "table, seed statistics, plot and best overrides of a sweep's runs"),
 }
 
 USAGE = """usage: tunelab COMMAND [ARGS]
@@ -30,6 +31,8 @@ examples:
   tunelab train --cfg job                          # print the composed config and exit
   tunelab predict outputs/runs/RUN --input texts.txt
   tunelab export outputs/runs/RUN --out my-model
+  tunelab train -m sweeps=lr_freeze hydra/launcher=joblib   # a committed sweep, 2 jobs at a time
+  tunelab compare outputs/multirun/TIME            # its table, seed statistics, plot, best overrides
 
 'tunelab COMMAND --help' explains each command.
 """

@@ -71,6 +71,13 @@ class TuneModule(L.LightningModule):
         self.val_metrics = task.metrics().clone(prefix="val/")
         self.test_metrics = task.metrics().clone(prefix="test/")
 
+    def configure_model(self):
+        # trainer=fsdp: ModelParallelStrategy gives the module a device mesh; shard with FSDP2 (tunelab/sharding.py)
+        if self.device_mesh is not None:
+            from tunelab.sharding import shard
+
+            shard(self.model, self.device_mesh)
+
     # ---- steps
     def training_step(self, batch, batch_idx):
         def compute_loss():

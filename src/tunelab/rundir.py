@@ -28,11 +28,14 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 class RunRecord:
-    """Writes run.json at start and end; metrics.json only on success."""
+    """Writes run.json at start and end; metrics.json only on success. Rank 0 only (DDP/FSDP)."""
 
     def __init__(self, run_dir: Path):
+        from tunelab.sweeps.distributed import global_rank
+
         self.run_dir = Path(run_dir)
         self.info: dict = {}
+        self.writes = global_rank() == 0
 
     def start(self, cfg, overrides: list[str] | None = None) -> None:
         from omegaconf import OmegaConf
@@ -40,6 +43,8 @@ class RunRecord:
         from tunelab import metadata
         from tunelab.secrets import scrub, scrub_files
 
+        if not self.writes:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "metrics.json").unlink(missing_ok=True)  # a resumed run earns it again
         resolved = scrub(OmegaConf.to_container(cfg, resolve=True))
@@ -55,11 +60,14 @@ class RunRecord:
         from tunelab.secrets import scrub
 
         self.info.update(scrub(fields))
-        _write_json(self.run_dir / "run.json", self.info)
+        if self.writes:
+            _write_json(self.run_dir / "run.json", self.info)
 
     def finish(self, summary: dict) -> None:
         from tunelab.secrets import scrub
 
+        if not self.writes:
+            return
         _write_json(self.run_dir / "metrics.json", scrub(summary))
         self.info.update(status="completed", ended=_now(), exit_status=0)
         _write_json(self.run_dir / "run.json", self.info)
@@ -68,7 +76,7 @@ class RunRecord:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc is not None:
+        if exc is not None and self.writes:
             from tunelab.secrets import scrub_text
 
             preempted = type(exc).__name__ in ("PreemptedError", "SIGTERMException")
@@ -120,7 +128,12 @@ def load_run(run: str):
     if ckpt_path is None or not ckpt_path.exists():
         raise TunelabError(f"The run {run_dir} has no best checkpoint ({ckpt_path}); it cannot be loaded.")
     try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ckpt_path.is_dir():  # a sharded FSDP checkpoint (trainer=fsdp): consolidate it in memory
+            from tunelab.sharding import consolidated_checkpoint
+
+            checkpoint = consolidated_checkpoint(ckpt_path)
+        else:
+            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise TunelabError(f"Cannot read the checkpoint {ckpt_path}: {type(err).__name__}: {str(err)[:300]}") from err
     task = instantiate(cfg.task, "task")

@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from tunelab import preflight
 from tunelab.config import config_dir, instantiate, instantiate_each, print_tree, validate
 from tunelab.errors import TunelabError
+from tunelab.loggers import log_config, one_wandb_run_per_job
 from tunelab.noise import silence_known_noise
 from tunelab.rundir import RunRecord
-from tunelab.secrets import install_log_filter, scrub
+from tunelab.secrets import install_log_filter
+from tunelab.sweeps import distributed, resume
 
 
 def train(cfg) -> dict:
@@ -34,6 +37,12 @@ def train(cfg) -> dict:
 
     silence_known_noise()
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
+    previous = resume.finished_result(cfg, run_dir)
+    if previous is not None:  # a sweep rerun with resume=true: this job is done
+        print(f"resume=true: {run_dir} finished earlier; skipped.")
+        return previous["metrics"]
+    if HydraConfig.initialized():
+        distributed.install()  # DDP/FSDP ranks re-run this job alone, not the whole sweep
     record = RunRecord(run_dir)
     with record:
         validate(cfg)
@@ -56,7 +65,7 @@ def train(cfg) -> dict:
         params = module.num_parameters()
         print(format_report(params))
         preflight.check_free_space(run_dir, params["total"])
-        ckpt_path = cfg.get("ckpt_path")
+        ckpt_path = cfg.get("ckpt_path") or resume.resume_checkpoint(cfg, run_dir)
         if ckpt_path == "last":  # no last.ckpt yet: start from scratch (so job scripts can always pass it)
             ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if (run_dir / "checkpoints" / "last.ckpt").exists() else None
         if ckpt_path:
@@ -64,8 +73,7 @@ def train(cfg) -> dict:
 
         trainer = instantiate(cfg.trainer, "trainer", callbacks=instantiate_each(cfg.get("callbacks")),
                               logger=instantiate_each(cfg.get("logger")) or False)
-        for logger in trainer.loggers:  # the resolved config and run metadata, secrets masked
-            logger.log_hyperparams(scrub({"config": OmegaConf.to_container(cfg, resolve=True), "run": record.info}))
+        log_config(trainer.loggers, cfg, run_info=record.info)  # flat config + run metadata, secrets masked
         started = time.perf_counter()
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -100,7 +108,8 @@ def train(cfg) -> dict:
             "seed": cfg.seed,
         }
         record.finish(summary)
-    _print_result(summary, run_dir)
+    if record.writes:
+        _print_result(summary, run_dir)
     return metrics
 
 
@@ -132,8 +141,14 @@ def main(argv: list[str]) -> int:
     def _entry(cfg):
         # Restore the real command line: Lightning's DDP launcher re-runs it for the other ranks.
         sys.argv = original
-        return train(cfg)
+        # the next job of a sweep starts its own DDP/FSDP world and its own W&B run
+        with distributed.job_world(), one_wandb_run_per_job():
+            return train(cfg)
 
+    # conf/hydra/launcher/{basic,joblib,...}.yaml are checked against the plugins' schemas of the same
+    # name (wanted: a typo fails); Hydra warns about that on every start, which says nothing to users.
+    warnings.filterwarnings("ignore", message=r"\s*'hydra/.*' is validated against ConfigStore schema", category=UserWarning)
+    argv = resume.sweep_dir_to_resume(list(argv))  # -m ... resume=true: continue the earlier sweep's folder
     sys.argv = [original[0], *argv]
     try:
         _entry()

@@ -1,0 +1,35 @@
+"""Callbacks the sweep tests inject into real `tunelab train` subprocesses (via +callbacks.NAME)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import lightning as L
+
+
+class RecordStart(L.Callback):
+    """Appends one line per process that starts fitting: which job directory, which rank, which pid."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if stage != "fit":
+            return
+        from hydra.core.hydra_config import HydraConfig
+
+        line = {"job": HydraConfig.get().runtime.output_dir, "rank": trainer.global_rank, "pid": os.getpid()}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+class SlowSteps(L.Callback):
+    """Makes each training step take a while, so a test can kill a sweep in the middle of a job."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def on_train_batch_end(self, *args) -> None:
+        time.sleep(self.seconds)

@@ -1,0 +1,80 @@
+"""`tunelab compare` on a sweep folder: table, seed statistics, best marker, statuses, files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from tunelab.cli import main
+from tunelab.errors import TunelabError
+from tunelab.sweeps.compare import compare
+
+# (lr, seed) -> test/accuracy; None: the job did not finish
+RESULTS = {("1e-5", 1): 0.70, ("1e-5", 2): 0.74, ("1e-5", 3): 0.72,
+           ("1e-4", 1): 0.80, ("1e-4", 2): 0.84, ("1e-4", 3): None}
+
+
+def _job(folder: Path, overrides: list[str], accuracy: float | None, status: str = "running", error: str = ""):
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (folder / "csv").mkdir()
+    with open(folder / "csv" / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "step", "train/loss", "val/accuracy"])
+        w.writerows([[0, 9, 0.6, ""], [0, 9, "", 0.6], [1, 19, "", (accuracy or 0.5) + 0.01]])
+    if accuracy is not None:
+        (folder / "metrics.json").write_text(json.dumps({
+            "metrics": {"test/accuracy": accuracy, "test/loss": 1 - accuracy, "val/accuracy": accuracy + 0.01},
+            "monitor": {"metric": "val/accuracy", "mode": "max", "best": accuracy + 0.01}}))
+        status = "completed"
+    (folder / "run.json").write_text(json.dumps({"status": status, "error": error}))
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    root = tmp_path / "multirun" / "2026-01-01_00-00-00"
+    for num, ((lr, seed), accuracy) in enumerate(RESULTS.items()):
+        _job(root / str(num), ["sweeps=seeds", f"optimizer.lr={lr}", f"seed={seed}", "hydra.launcher.n_jobs=2"],
+             accuracy)
+    _job(root / "6", ["sweeps=seeds", "optimizer.lr=1e-3", "seed=1"], None, "failed", "RuntimeError: loss is nan")
+    return root
+
+
+def test_compare_aggregates_seeds_marks_best_and_unfinished(sweep, capsys):
+    assert main(["compare", str(sweep)]) == 0
+    out = capsys.readouterr().out
+    assert "metric test/accuracy (max)" in out  # the test twin of the followed val/accuracy
+    assert "common overrides: sweeps=seeds" in out and "n_jobs" not in out
+    rows = {r["run"]: r for r in csv.DictReader(open(sweep / "compare" / "runs.csv"))}
+    assert rows["5"]["status"] == "unfinished" and rows["6"]["status"] == "failed"
+    assert "RuntimeError: loss is nan" in out
+    assert [r for r in rows.values() if r["best"] == "*"] == [rows["3"], rows["4"]]  # lr=1e-4, its finished seeds
+
+    summary = {r["optimizer.lr"]: r for r in csv.DictReader(open(sweep / "compare" / "summary.csv"))}
+    assert float(summary["1e-5"]["test/accuracy mean"]) == pytest.approx(0.72)
+    assert float(summary["1e-5"]["std"]) == pytest.approx(statistics.stdev([0.70, 0.74, 0.72]), abs=1e-4)
+    assert float(summary["1e-4"]["median"]) == pytest.approx(0.82) and summary["1e-4"]["n"] == "2"
+    assert summary["1e-4"]["failed/unfinished"] == "1" and summary["1e-4"]["best"] == "*"
+    assert summary["1e-3"]["n"] == "0"
+
+    markdown = (sweep / "compare" / "compare.md").read_text()
+    assert "| * | 1e-4 | 0.8200 |" in markdown
+    png = (sweep / "compare" / "compare.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    # the best configuration's overrides, as a file and as a command that reruns it
+    assert (sweep / "compare" / "best.overrides").read_text().split() == ["sweeps=seeds", "optimizer.lr=1e-4", "seed=2"]
+    assert "tunelab train sweeps=seeds optimizer.lr=1e-4 seed=2" in (sweep / "compare" / "rerun_best.sh").read_text()
+
+
+def test_compare_with_a_metric_no_run_has_lists_the_available_ones(sweep):
+    with pytest.raises(TunelabError, match="No run has the metric 'test/f1'. Available: test/accuracy, test/loss"):
+        compare([str(sweep)], metric="test/f1")
+
+
+def test_compare_on_a_folder_without_runs_says_what_to_give(tmp_path, capsys):
+    assert main(["compare", str(tmp_path)]) == 2
+    assert "No runs in" in capsys.readouterr().err

@@ -1,0 +1,48 @@
+"""DDP inside a Hydra multirun: each 2-process job runs exactly once and writes one run directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+TESTS = Path(__file__).resolve().parent
+
+
+def tunelab(*args: str, outputs: Path, timeout: int = 400) -> subprocess.CompletedProcess:
+    """The real command line in a fresh process (DDP re-launches rank 1 from it)."""
+    env = {**os.environ, "TUNELAB_OUTPUTS": str(outputs),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "tunelab", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def tiny_run(backbone: str) -> list[str]:
+    return [f"model.backbone={backbone}", "trainer.max_epochs=1", "data.max_samples={train: 32, validation: 16, test: 16}",
+            "data.batch_size=8", "data.cache=false", "~callbacks.progress_bar", "print_config=false"]
+
+
+def test_ddp_job_inside_a_multirun_runs_once_per_job(tiny_backbone, tmp_path):
+    starts = tmp_path / "starts.jsonl"
+    result = tunelab("train", "-m", "seed=1,2", "trainer=ddp", *tiny_run(tiny_backbone),
+                     f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                     f"+callbacks.record._target_=sweep_probes.RecordStart", f"+callbacks.record.path={starts}",
+                     outputs=tmp_path / "outputs")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    lines = [json.loads(line) for line in starts.read_text().splitlines()]
+    # 2 jobs x 2 ranks, each a distinct process; no rank re-ran the sweep
+    assert sorted((Path(r["job"]).name, r["rank"]) for r in lines) == [("0", 0), ("0", 1), ("1", 0), ("1", 1)]
+    assert len({r["pid"] for r in lines}) == 4
+    jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert jobs == ["0", "1"]
+    for job in jobs:
+        summary = json.loads((tmp_path / "sweep" / job / "metrics.json").read_text())
+        assert summary["seed"] == int(job) + 1
+        assert "test/accuracy" in summary["metrics"]
+    # nothing else was written: no stray single runs from a re-launched rank
+    assert not (tmp_path / "outputs" / "runs").exists()

@@ -1,0 +1,53 @@
+"""Optuna search with pruning (optuna >= 3) as a Hydra sweeper: sweeps=optuna_lr on a tiny backbone."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import train_in_process
+
+from tunelab.sweeps.compare import collect
+
+
+def _search(backbone: str, *extra: str) -> int:
+    return train_in_process(
+        "-m", "sweeps=optuna_lr", "hydra.sweeper.n_trials=2", f"model.backbone={backbone}", "data.batch_size=16",
+        "data.max_samples={train: 64, validation: 32, test: 32}", "data.cache=false", "~callbacks.progress_bar",
+        "print_config=false", "~hydra.sweeper.params",  # the tiny backbone has 2 blocks: search the lr only
+        "+hydra.sweeper.params={optimizer.lr: {type: float, low: 1e-5, high: 1e-3, log: true}}", *extra)
+
+
+def test_trials_report_each_validation_and_pruned_trials_stop(tiny_backbone, outputs):
+    # a pruner that prunes every trial at its first report: the run must stop there
+    code = _search(tiny_backbone, "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
+                   "+hydra.sweeper.pruner.lower=1.1", "~hydra.sweeper.pruner.n_startup_trials",
+                   "~hydra.sweeper.pruner.n_warmup_steps")
+    assert code == 0
+    (sweep,) = (outputs / "multirun").iterdir()
+    study = json.loads((sweep / "optuna.json").read_text())
+    assert study["counts"]["pruned"] == 2 and study["counts"]["complete"] == 0 and study["best"] is None
+    # 64 rows / 16 = 4 steps per epoch, validation every half epoch: pruned at the first one, step 2 of 8
+    assert [t["last_step"] for t in study["trials"]] == [2, 2]
+    for run in collect([str(sweep)]):
+        assert run.status == "pruned" and "pruned at step 2: val/accuracy=" in run.error
+        assert not (run.path / "metrics.json").exists()
+
+
+def test_completed_trials_are_scored_by_their_best_validation_and_resume_adds_none(tiny_backbone, outputs):
+    assert _search(tiny_backbone, "hydra.sweeper.pruner._target_=optuna.pruners.NopPruner",
+                   "~hydra.sweeper.pruner.n_startup_trials", "~hydra.sweeper.pruner.n_warmup_steps") == 0
+    (sweep,) = (outputs / "multirun").iterdir()
+    study = json.loads((sweep / "optuna.json").read_text())
+    assert study["counts"]["complete"] == 2
+    bests = [json.loads((sweep / str(t["number"]) / "metrics.json").read_text())["monitor"]["best"]
+             for t in study["trials"]]
+    assert [t["value"] for t in study["trials"]] == bests and study["best"]["value"] == max(bests)
+    assert all(len(str(t["params"]["optimizer.lr"])) for t in study["trials"])
+
+    # the same command with resume=true finds the study complete and launches nothing
+    assert _search(tiny_backbone, "hydra.sweeper.pruner._target_=optuna.pruners.NopPruner",
+                   "~hydra.sweeper.pruner.n_startup_trials", "~hydra.sweeper.pruner.n_warmup_steps",
+                   "resume=true") == 0
+    assert list((outputs / "multirun").iterdir()) == [sweep]
+    assert len(json.loads((sweep / "optuna.json").read_text())["trials"]) == 2
+    assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1"]
