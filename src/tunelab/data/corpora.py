@@ -37,3 +37,37 @@ def hironsan_ner() -> dict:
                 tags.append(labels)
                 words, labels = [], []
     return {"train": {"tokens": tokens, "tags": tags}}
+
+
+def _lee_articles(file: str) -> list[str]:
+    from tunelab.assets import asset_path
+
+    with open(asset_path("lee", file), encoding="utf-8", errors="replace") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def sentences(article: str) -> list[str]:
+    """Split news text into sentences: after . ! ? when the next word starts with a capital or quote."""
+    import re
+
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z\"'])", article) if s.strip()]
+
+
+NEXT_SENTENCE_PROMPT = "Write the next sentence of this news story.\n\n{context}"
+
+
+def lee_instructions(pairs_per_article: int = 2) -> dict:
+    """An instruction set from the Lee news corpus: the prompt quotes an article's opening
+    sentences, the response is the sentence that follows. Deterministic: for each article, the
+    first ``pairs_per_article`` positions (context = sentences 1..k, response = sentence k+1).
+    Train: the 300 lee_background articles; test: the 50 held-out lee.cor articles."""
+    splits = {}
+    for split, file in (("train", "lee_background.cor"), ("test", "lee.cor")):
+        prompts, texts = [], []
+        for article in _lee_articles(file):
+            sents = sentences(article)
+            for k in range(1, min(pairs_per_article, len(sents) - 1) + 1):
+                prompts.append(NEXT_SENTENCE_PROMPT.format(context=" ".join(sents[:k])))
+                texts.append(sents[k])
+        splits[split] = {"prompt": prompts, "text": texts}
+    return splits

@@ -85,7 +85,8 @@ def _mr():
 
 from tunelab.data import corpora  # noqa: E402  (the task heads' corpora)
 
-BUILTIN = {"mr": _mr, "oanc_pos": corpora.oanc_pos, "hironsan_ner": corpora.hironsan_ner}
+BUILTIN = {"mr": _mr, "oanc_pos": corpora.oanc_pos, "hironsan_ner": corpora.hironsan_ner,
+           "lee_instructions": corpora.lee_instructions}
 
 
 def builtin(name: str):

@@ -1,8 +1,9 @@
 """Tasks: what differs between heads. See ``tunelab.tasks.base.Task`` for the interface."""
 
 from tunelab.tasks.base import Task
+from tunelab.tasks.causal_lm import CausalLM
 from tunelab.tasks.classification import SequenceClassification
 from tunelab.tasks.regression import Regression
 from tunelab.tasks.token_classification import TokenClassification
 
-__all__ = ["Task", "SequenceClassification", "Regression", "TokenClassification"]
+__all__ = ["Task", "CausalLM", "SequenceClassification", "Regression", "TokenClassification"]
