@@ -71,3 +71,52 @@ def lee_instructions(pairs_per_article: int = 2) -> dict:
                 texts.append(sents[k])
         splits[split] = {"prompt": prompts, "text": texts}
     return splits
+
+
+# a capitalised phrase (up to 4 words) or a number, not at the start of its sentence
+ANSWER_CANDIDATE = r"(?<=\s)(?:[A-Z][a-zA-Z'-]+(?:\s+[A-Z][a-zA-Z'-]+){0,3}|\d[\d,.:]*\d|\d)(?=[\s,.;:!?')]|$)"
+
+
+def cloze_questions(article: str, context_sentences: int = 4, per_article: int = 3) -> list[dict]:
+    """SQuAD-format questions about one article. Context: its first ``context_sentences``
+    sentences. For sentence j (j < per_article), the answer is its (j mod n)-th capitalised phrase
+    or number (n = how many it has, the first word excluded); the question is that sentence with
+    the answer replaced by "what". Deterministic: the same article always gives the same rows."""
+    import re
+
+    sents = sentences(article)[:context_sentences]
+    context, starts = "", []
+    for s in sents:
+        starts.append(len(context) + (1 if context else 0))
+        context = f"{context} {s}" if context else s
+    rows = []
+    for j, sent in enumerate(sents[:per_article]):
+        found = list(re.finditer(ANSWER_CANDIDATE, sent))
+        if not found:
+            continue
+        m = found[j % len(found)]
+        question = (sent[:m.start()] + "what" + sent[m.end():]).rstrip(" .!") + "?"
+        rows.append({"question": question, "context": context,
+                     "answers": {"text": [m.group()], "answer_start": [starts[j] + m.start()]}})
+    return rows
+
+
+def lee_qa(unanswerable_every: int = 4) -> dict:
+    """A SQuAD v2-style set derived from the Lee news corpus (see ``cloze_questions``). Every
+    ``unanswerable_every``-th question is paired with the next article's context instead and has
+    no answer. Train: the 300 lee_background articles; test: the 50 held-out lee.cor articles."""
+    splits = {}
+    for split, file in (("train", "lee_background.cor"), ("test", "lee.cor")):
+        articles = _lee_articles(file)
+        per_article = [cloze_questions(a) for a in articles]
+        rows, n = [], 0
+        for a, questions in enumerate(per_article):
+            for q in questions:
+                n += 1
+                if n % unanswerable_every == 0:
+                    other = per_article[(a + 1) % len(articles)]
+                    if other:
+                        q = {**q, "context": other[0]["context"], "answers": {"text": [], "answer_start": []}}
+                rows.append(q)
+        splits[split] = {k: [r[k] for r in rows] for k in ("question", "context", "answers")}
+    return splits

@@ -96,5 +96,9 @@ class Task:
     def postprocess(self, outputs, batch: dict) -> list[dict]:
         raise NotImplementedError
 
+    def merge_prediction(self, earlier: dict, later: dict) -> dict:
+        """Two predictions for one input (a long input cut into windows): combine them. Default: the later."""
+        return later
+
     def on_eval_epoch_end(self, module, split: str) -> None:
         """Called after each validation/test epoch (e.g. to log generated samples). Default: nothing."""
