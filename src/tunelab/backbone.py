@@ -13,12 +13,52 @@ from pathlib import Path
 from tunelab.errors import TunelabError
 
 # built-in backbone name -> asset name in tunelab.assets
-BUILTIN_BACKBONES = {"minilm": "minilm"}
+BUILTIN_BACKBONES = {"minilm": "minilm", "smollm2": "smollm2-gguf"}
+# built-in backbones shipped as GGUF: converted once into a plain Hugging Face folder in the cache
+GGUF_BACKBONES = {"smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+
+
+def gguf_to_folder(name: str) -> Path:
+    """The cached plain HF folder of a GGUF built-in backbone, converted on first use (~30 s).
+
+    A GGUF-loaded model keeps a ``quantization_config`` and refuses ``save_pretrained``; rebuilding
+    it from the config without that key and loading the (dequantized, fp32) weights does not.
+    """
+    import shutil
+    import tempfile
+
+    from tunelab.assets import asset_path, cache_dir
+
+    folder = cache_dir() / "models" / name
+    if (folder / "config.json").exists():
+        return folder
+    source, file = asset_path(BUILTIN_BACKBONES[name]), GGUF_BACKBONES[name]
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"converting {source / file} into {folder} (once)")
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=file)
+    loaded = AutoModelForCausalLM.from_pretrained(source, gguf_file=file)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(loaded.state_dict())
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(folder)  # atomic: a half-written folder is never picked up
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
 
 
 def resolve_backbone(name: str) -> str:
     """A path or Hub id that ``from_pretrained`` understands."""
     name = str(name)
+    if name in GGUF_BACKBONES:
+        return str(gguf_to_folder(name))
     if name in BUILTIN_BACKBONES:
         from tunelab.assets import asset_path
 

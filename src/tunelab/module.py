@@ -100,6 +100,12 @@ class TuneModule(L.LightningModule):
     def test_step(self, batch, batch_idx):
         self._eval_step(batch, self.test_metrics, "test")
 
+    def on_validation_epoch_end(self):
+        self.task.on_eval_epoch_end(self, "val")
+
+    def on_test_epoch_end(self):
+        self.task.on_eval_epoch_end(self, "test")
+
     def predict_step(self, batch, batch_idx):
         outputs = self.task.forward(self.model, batch)
         rows = self.task.postprocess(outputs, batch)

@@ -56,8 +56,8 @@ def predict_rows(module, datamodule, rows: list[dict]) -> list[dict]:
     results: dict[int, dict] = {}
     with torch.inference_mode():
         for batch_idx, batch in enumerate(datamodule.predict_dataloader()):
-            for idx, row in module.predict_step(batch, batch_idx):
-                results[idx] = row
+            for idx, row in module.predict_step(batch, batch_idx):  # a long input may come back in windows
+                results[idx] = module.task.merge_prediction(results[idx], row) if idx in results else row
     return [results[i] for i in range(len(rows))]
 
 

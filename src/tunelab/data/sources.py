@@ -83,7 +83,10 @@ def _mr():
     return {"train": {"text": texts, "label": labels}}
 
 
-BUILTIN = {"mr": _mr}
+from tunelab.data import corpora  # noqa: E402  (the task heads' corpora)
+
+BUILTIN = {"mr": _mr, "oanc_pos": corpora.oanc_pos, "hironsan_ner": corpora.hironsan_ner,
+           "lee_instructions": corpora.lee_instructions, "lee_qa": corpora.lee_qa}
 
 
 def builtin(name: str):

