@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from conftest import train_in_process
@@ -11,8 +12,15 @@ from wandb_records import records
 
 
 def _run_records(job: Path) -> list:
-    files = sorted(job.glob("wandb/offline-run-*/run-*.wandb"))
-    return [list(records(f)) for f in files]
+    """The records of each offline run of a job, oldest first. W&B's writer process may still be
+    flushing a file when the job returns (seen under load): wait for every file's run record."""
+    deadline = time.monotonic() + 60
+    while True:
+        runs = [list(records(f)) for f in sorted(job.glob("wandb/offline-run-*/run-*.wandb"))]
+        complete = all(any(r.WhichOneof("record_type") == "run" for r in recs) for recs in runs)
+        if complete or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)
 
 
 def _first(recs, kind):
@@ -61,4 +69,6 @@ def test_wandb_offline_runs_carry_group_name_tags_and_config(tiny_backbone, tmp_
                             "trainer.max_epochs=2")
     assert code == 0
     runs = _run_records(sweep / "0")
-    assert len(runs) == 2 and _first(runs[1], "run").run_id == _first(runs[0], "run").run_id
+    files = {str(f.relative_to(sweep)): f.stat().st_size for f in sorted((sweep / "0").glob("wandb/offline-run-*/*"))}
+    assert len(runs) == 2 and all(runs), files
+    assert _first(runs[1], "run").run_id == _first(runs[0], "run").run_id

@@ -27,6 +27,8 @@ def records(path: Path):
             offset += left_in_block
             continue
         _, length, kind = struct.unpack("<IHB", data[offset:offset + HEADER])
+        if offset + HEADER + length > len(data):  # the writer is still appending this record
+            break
         payload = data[offset + HEADER:offset + HEADER + length]
         offset += HEADER + length
         if kind == FULL:

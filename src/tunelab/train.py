@@ -147,7 +147,8 @@ def main(argv: list[str]) -> int:
 
     # conf/hydra/launcher/{basic,joblib,...}.yaml are checked against the plugins' schemas of the same
     # name (wanted: a typo fails); Hydra warns about that on every start, which says nothing to users.
-    warnings.filterwarnings("ignore", message=r"\s*'hydra/.*' is validated against ConfigStore schema", category=UserWarning)
+    warnings.filterwarnings("ignore", message=r"\s*'hydra/.*' is validated against ConfigStore schema",
+                            category=UserWarning)
     argv = resume.sweep_dir_to_resume(list(argv))  # -m ... resume=true: continue the earlier sweep's folder
     sys.argv = [original[0], *argv]
     try:

@@ -97,8 +97,9 @@ def run_search(sweeper, arguments: list[str], n_trials: int, n_jobs: int, direct
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=study_name, storage=storage, direction=direction, load_if_exists=True,
                                 sampler=_built(sampler), pruner=_built(pruner))
+    _requeue_interrupted(study)
     results = []
-    finished = sum(t.state.is_finished() for t in study.trials)  # resume: only the missing trials
+    finished = sum(t.state.is_finished() and not t.user_attrs.get("interrupted") for t in study.trials)
     while finished < n_trials:
         trials = [study.ask() for _ in range(min(max(1, n_jobs), n_trials - finished))]
         batch = []
@@ -126,6 +127,18 @@ def run_search(sweeper, arguments: list[str], n_trials: int, n_jobs: int, direct
         finished += len(trials)
     _write_summary(study, sweep_dir / "optuna.json")
     return results
+
+
+def _requeue_interrupted(study) -> None:
+    """Resume: trials still RUNNING belong to a sweep that died. Close them (FAIL, marked interrupted,
+    not counted) and ask their parameters again, so the search continues where it stopped."""
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+        study.tell(trial.number, state=TrialState.FAIL)
+        study.enqueue_trial(trial.params)
+        print(f"[optuna] trial {trial.number} was interrupted; its parameters run again as a new trial")
 
 
 def _write_summary(study, path: Path) -> None:
