@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from tunelab.freezing import transformer_blocks
+from tunelab.tuning.parts import blocks as transformer_blocks
 
 
 def is_sharded(model: torch.nn.Module) -> bool:
@@ -26,7 +26,7 @@ def shard(model: torch.nn.Module, device_mesh) -> None:
     if is_sharded(model):  # configure_model runs again for test/predict after fit
         return
     mesh = device_mesh["data_parallel"] if device_mesh.mesh_dim_names else device_mesh
-    for block in transformer_blocks(model):
+    for _, block in transformer_blocks(model):
         fully_shard(block, mesh=mesh)
     fully_shard(model, mesh=mesh)
 
