@@ -72,12 +72,12 @@ def export_run(run: str, out: str, force: bool = False, adapter: bool = False) -
     target = Path(out).expanduser()
     if target.exists() and any(target.iterdir()) and not force:
         raise TunelabError(f"'{out}' exists and is not empty. Choose another --out, or pass --force to overwrite it.")
-    target.mkdir(parents=True, exist_ok=True)
     summary = json.loads((run_dir / "metrics.json").read_text())
-    if adapter:
+    if adapter:  # a run without an adapter (or a merge of virtual tokens) fails here, before --out is made
         module.peft.save_adapter(module.model, target)
     else:
         module.peft.merged(module.model).save_pretrained(target, safe_serialization=True)
+    target.mkdir(parents=True, exist_ok=True)
     datamodule.tokenizer.save_pretrained(target)
     card = model_card(cfg, summary, module.task)
     if adapter:

@@ -15,7 +15,7 @@ Plain Python, no Hydra needed::
 What trains is decided once, after the task built the model (``tunelab.tuning``)::
 
     TuneModule("minilm", task, peft=PeftMethod("lora", r=8), freeze={"layers": 2}, layer_decay=0.8,
-               adversarial=EmbeddingAdversary(epsilon=1.0))
+               adversarial=EmbeddingAdversary(epsilon=0.1))
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def _per_example_norm(t: torch.Tensor) -> torch.Tensor:
 
 
 class EmbeddingAdversary:
-    def __init__(self, epsilon: float = 1.0, steps: int = 1, alpha: float | None = None, weight: float = 1.0):
+    def __init__(self, epsilon: float = 0.1, steps: int = 1, alpha: float | None = None, weight: float = 1.0):
         if epsilon <= 0 or not isinstance(steps, int) or steps < 1 or weight < 0:
             raise TunelabError(f"model.adversarial: need epsilon > 0, steps >= 1 (an integer) and weight >= 0; "
                                f"got epsilon={epsilon}, steps={steps}, weight={weight}.")

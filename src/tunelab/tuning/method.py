@@ -29,7 +29,7 @@ def keep_head_trainable(model: nn.Module) -> list[str]:
 class TuningMethod:
     """Full fine-tuning: everything trains. Subclasses freeze or add parameters."""
 
-    name = "full"
+    name = "none"  # the peft option: nothing added, nothing frozen
     #: whether the run trains an adapter that ``tunelab export --adapter`` can write alone
     has_adapter = False
 
