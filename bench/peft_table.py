@@ -5,7 +5,7 @@
 
 One thread per run: on the shared 2-core machine a 2-thread torch run spent most of its time
 waiting at OpenMP barriers (about 10x slower under load). Each run is its own process, so its
-peak memory (max RSS) is its own; this is the same set of runs as `tunelab train -m +sweeps=peft_methods`. Rows are run seed by seed, so an interrupted
+peak memory (max RSS) is its own; this is the same set of runs as `tunelab train -m sweeps=peft_methods`. Rows are run seed by seed, so an interrupted
 table still has whole seeds.
 """
 

@@ -28,7 +28,10 @@ def test_every_sweep_composes_and_its_swept_keys_exist(sweep):
     params = cfg.hydra.sweeper.params
     assert params, "a sweep sweeps something"
     for key in params:
-        if key not in ("trainer",):  # a config group choice, not a value
+        if key in cfg.hydra.runtime.choices or key == "experiment":  # a config group choice: the option must exist
+            options = {p.stem for p in (ROOT / "conf" / key).glob("*.yaml")}
+            assert set(str(params[key]).split(",")) <= options, f"{sweep} sweeps unknown {key} options"
+        else:
             assert OmegaConf.select(cfg, key, default="missing") != "missing", f"{sweep} sweeps unknown key {key}"
 
 

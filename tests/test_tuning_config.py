@@ -38,5 +38,5 @@ def test_sweep_of_what_trains_composes(tiny_backbone):
     layer1 = module.model.bert.encoder.layer[1]
     assert not any(p.requires_grad for p in layer1.parameters())
     assert module.model.classifier.weight.requires_grad
-    sweep = _compose("+sweeps=peft_methods", hydra=True)
+    sweep = _compose("sweeps=peft_methods", hydra=True)
     assert "mr_peft_lora" in sweep.hydra.sweeper.params.experiment
