@@ -25,16 +25,21 @@ def raw_splits(experiment: str):
     return instantiate(cfg.data, task=task)._raw_splits(), task
 
 
+def _tags(split) -> list[list[str]]:
+    names = getattr(split.features["tags"].feature, "names", None)  # ClassLabel ids -> tag names
+    return [[names[t] for t in row] for row in split["tags"]] if names else list(split["tags"])
+
+
 def tagging_baselines(train, test) -> dict:
-    overall = Counter(t for tags in train["tags"] for t in tags)
+    train_tags, truth = _tags(train), _tags(test)
+    overall = Counter(t for tags in train_tags for t in tags)
     majority = overall.most_common(1)[0][0]
     per_word = defaultdict(Counter)
-    for words, tags in zip(train["tokens"], train["tags"]):
+    for words, tags in zip(train["tokens"], train_tags):
         for w, t in zip(words, tags):
             per_word[w][t] += 1
     guess = [[per_word[w].most_common(1)[0][0] if w in per_word else majority for w in words]
              for words in test["tokens"]]
-    truth = list(test["tags"])
     flat = [(g, t) for gs, ts in zip(guess, truth) for g, t in zip(gs, ts)]
     from seqeval.metrics import f1_score
 
