@@ -26,7 +26,7 @@ def tiny_backbone(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(str(asset_path("minilm")))
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+                        intermediate_size=64, max_position_embeddings=512)
     import torch
 
     torch.manual_seed(0)

