@@ -13,6 +13,7 @@ COMMANDS = {
     "predict": ("tunelab.predict", "predict with a trained run: one JSON line per input text"),
     "export": ("tunelab.export", "write a run as a plain Hugging Face folder (optionally push it to the Hub)"),
     "assets": ("tunelab.assets", "fetch and verify the offline weights and corpora into the cache"),
+    "reproduce": ("tunelab.reproduce", "run a committed experiment's seeds and check its recorded number (PASS/FAIL)"),
 }
 
 USAGE = """usage: tunelab COMMAND [ARGS]
@@ -30,6 +31,7 @@ examples:
   tunelab train --cfg job                          # print the composed config and exit
   tunelab predict outputs/runs/RUN --input texts.txt
   tunelab export outputs/runs/RUN --out my-model
+  tunelab reproduce experiment=mr_minilm          # all its seeds; PASS/FAIL against the recorded value
 
 'tunelab COMMAND --help' explains each command.
 """
