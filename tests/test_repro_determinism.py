@@ -34,3 +34,23 @@ def test_another_seed_gives_other_numbers_and_another_data_order(tiny_backbone, 
     assert train_in_process(*quick(tiny_backbone, a, "trainer.deterministic=true", "seed=7", "optimizer.lr=1e-3")) == 0
     assert train_in_process(*quick(tiny_backbone, b, "trainer.deterministic=true", "seed=8", "optimizer.lr=1e-3")) == 0
     assert read_metrics(a)["metrics"]["val/loss"] != read_metrics(b)["metrics"]["val/loss"]
+
+
+def test_k_fold_splits_partition_the_data(tiny_backbone):
+    from functools import partial
+
+    from tunelab.data import TuneDataModule
+    from tunelab.data.sources import builtin
+    from tunelab.tasks import SequenceClassification
+
+    tests, sizes = [], set()
+    for fold in range(5):
+        data = TuneDataModule(loader=partial(builtin, "mr"), task=SequenceClassification(), tokenizer=tiny_backbone,
+                              cache=False, num_folds=5, fold=fold, split_ratios=(0.9, 0.1, 0.0))
+        raw = data._raw_splits()
+        ids = {s: set(raw[s]["text"]) for s in ("train", "validation", "test")}
+        assert not (ids["train"] & ids["test"]) and not (ids["validation"] & ids["test"])
+        sizes.add(tuple(len(raw[s]) for s in ("train", "validation", "test")))
+        tests.append(ids["test"])
+    assert sizes == {(2880, 320, 800)}  # 4,000 MR sentences: 800 per fold, 10% of the rest for validation
+    assert len(set().union(*tests)) == sum(len(t) for t in tests)  # the test folds are disjoint
