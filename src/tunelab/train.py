@@ -25,9 +25,9 @@ def train(cfg) -> dict:
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
     from lightning.pytorch.utilities.exceptions import SIGTERMException
+    from omegaconf import OmegaConf
 
     from tunelab.callbacks import PreemptedError, PreemptionCheckpoint
-    from omegaconf import OmegaConf
 
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
     record = RunRecord(run_dir)
