@@ -9,6 +9,7 @@ The whole path from the command to the optimizer step, in order:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -128,6 +129,11 @@ def main(argv: list[str]) -> int:
         sys.argv = original
         return train(cfg)
 
+    # Hydra creates the run directory before train() runs: check that it can, for a clear error
+    named = [a.split("=", 1)[1] for a in argv if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+    for where in named or [os.environ.get("TUNELAB_OUTPUTS", "outputs")]:
+        if "$" not in where:
+            preflight.check_output_parent(where)
     sys.argv = [original[0], *argv]
     try:
         _entry()
