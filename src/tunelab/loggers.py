@@ -39,6 +39,9 @@ def wandb_logger(save_dir: str, project: str = "tunelab", name: str | None = Non
     if not has_key and "WANDB_MODE" not in os.environ:
         os.environ["WANDB_MODE"] = "offline"
     os.environ.setdefault("WANDB_SILENT", "true")
-    overrides = [o for o in _job_overrides() if not o.startswith(("hydra.", "logger"))]
+    from tunelab.secrets import scrub
+
+    # the run name is built from the overrides, which may carry a secret typed on the command line
+    overrides = scrub([o for o in _job_overrides() if not o.startswith(("hydra.", "logger"))])
     return WandbLogger(save_dir=save_dir, project=project, name=name or (",".join(overrides) or None),
                        group=group or _sweep_group(), tags=list(tags or []), job_type=job_type, **kwargs)
