@@ -173,7 +173,8 @@ def test_an_unwritable_output_directory_is_refused_before_training(tiny_backbone
     code = train_in_process(*quick(tiny_backbone, blocker / "run"))
     err = capsys.readouterr().err
     assert code != 0 and "Traceback" not in err
-    assert f"Cannot write to the output directory '{blocker / 'run'}'" in err and "hydra.run.dir=DIR" in err
+    assert f"Cannot write to the output directory '{blocker / 'run'}': {blocker} is not a folder" in err
+    assert "hydra.run.dir=DIR" in err
 
 
 def test_a_full_disk_is_refused_before_training(tiny_backbone, tmp_path, capsys, monkeypatch):

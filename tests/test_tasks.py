@@ -19,7 +19,7 @@ def _batch(task, tokenizer, rows):
 
 
 def _loss_falls(backbone, task, rows, steps=60):
-    torch.manual_seed(0)  # the new head's initialisation
+    torch.manual_seed(0)  # head init and dropout: independent of what earlier tests left in the global RNG
     tokenizer = load_tokenizer(backbone)
     if hasattr(task, "fit_labels"):
         task.fit_labels(datasets.Dataset.from_list(rows))

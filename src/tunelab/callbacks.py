@@ -115,8 +115,6 @@ class PreemptionCheckpoint(L.Callback):
 class PreemptedError(TunelabError):
     """The run was stopped by a signal after saving its state."""
 
-    exit_code = 3
-
     def __init__(self, signal_name: str, saved: str | None):
         self.signal_name, self.saved = signal_name, saved
         super().__init__(

@@ -14,6 +14,7 @@ COMMANDS = {
     "export": ("tunelab.export", "write a run as a plain Hugging Face folder (optionally push it to the Hub)"),
     "assets": ("tunelab.assets", "fetch and verify the offline weights and corpora into the cache"),
     "compare": ("tunelab.sweeps.compare", "table, seed statistics, plot and best overrides of a sweep's runs"),
+    "reproduce": ("tunelab.reproduce", "run a committed experiment's seeds and check its recorded number (PASS/FAIL)"),
 }
 
 USAGE = """usage: tunelab COMMAND [ARGS]
@@ -33,6 +34,7 @@ examples:
   tunelab export outputs/runs/RUN --out my-model
   tunelab train -m sweeps=lr_freeze hydra/launcher=joblib   # a committed sweep, 2 jobs at a time
   tunelab compare outputs/multirun/TIME            # its table, seed statistics, plot, best overrides
+  tunelab reproduce experiment=mr_minilm          # all its seeds; PASS/FAIL against the recorded value
 
 'tunelab COMMAND --help' explains each command.
 """

@@ -76,7 +76,10 @@ def wandb_logger(save_dir: str, project: str = "tunelab", name: str | None = Non
     if not has_key and "WANDB_MODE" not in os.environ:
         os.environ["WANDB_MODE"] = "offline"
     os.environ.setdefault("WANDB_SILENT", "true")
-    overrides = [o for o in _job_overrides() if not o.startswith(_NOT_IN_NAME)]
+    from tunelab.secrets import scrub
+
+    # the run name is built from the overrides, which may carry a secret typed on the command line
+    overrides = scrub([o for o in _job_overrides() if not o.startswith(_NOT_IN_NAME)])
     group = group or _sweep_group()
     tags = list(tags or []) + [t for t in (_sweep_name(),) if t and t not in (tags or [])]
     kwargs.setdefault("id", _run_id(save_dir))

@@ -36,6 +36,21 @@ def check_output_dir(run_dir: Path) -> None:
         ) from None
 
 
+def check_output_parent(path: str) -> None:
+    """Before Hydra creates the run directory (it would fail with a traceback): can it be created?"""
+    target = Path(path).expanduser().absolute()
+    ancestor = target
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    problem = "is not a folder" if not ancestor.is_dir() else \
+        "is not writable" if not os.access(ancestor, os.W_OK | os.X_OK) else None
+    if problem:
+        raise TunelabError(
+            f"Cannot write to the output directory '{path}': {ancestor} {problem}.\n"
+            "Choose a writable place with hydra.run.dir=DIR (one run) or TUNELAB_OUTPUTS=DIR (all runs)."
+        )
+
+
 def check_free_space(run_dir: Path, parameters: int, checkpoints: int = 2) -> None:
     """Room for ``checkpoints`` files (best + last) plus one being written."""
     needed = parameters * _CHECKPOINT_BYTES_PER_PARAM * (checkpoints + 1) + _MARGIN

@@ -81,7 +81,7 @@ class RunRecord:
 
             preempted = type(exc).__name__ in ("PreemptedError", "SIGTERMException")
             self.info.update(status="interrupted" if preempted else "failed", ended=_now(),
-                             exit_status=getattr(exc, "exit_code", 1),
+                             exit_status=1,  # what `tunelab train` exits with (Hydra exits 1 on any error)
                              error=scrub_text(f"{type(exc).__name__}: {exc}"))
             try:
                 self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ The whole path from the command to the optimizer step, in order:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import warnings
@@ -29,9 +30,9 @@ def train(cfg) -> dict:
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
     from lightning.pytorch.utilities.exceptions import SIGTERMException
+    from omegaconf import OmegaConf
 
     from tunelab.callbacks import PreemptedError, PreemptionCheckpoint
-    from omegaconf import OmegaConf
 
     from tunelab.tuning.report import format_report, peak_memory_mb
 
@@ -150,6 +151,11 @@ def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore", message=r"\s*'hydra/.*' is validated against ConfigStore schema",
                             category=UserWarning)
     argv = resume.sweep_dir_to_resume(list(argv))  # -m ... resume=true: continue the earlier sweep's folder
+    # Hydra creates the run directory before train() runs: check that it can, for a clear error
+    named = [a.split("=", 1)[1] for a in argv if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+    for where in named or [os.environ.get("TUNELAB_OUTPUTS", "outputs")]:
+        if "$" not in where:
+            preflight.check_output_parent(where)
     sys.argv = [original[0], *argv]
     try:
         _entry()

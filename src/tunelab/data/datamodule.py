@@ -61,6 +61,8 @@ class TuneDataModule(L.LightningDataModule):
         cache: bool = True,
         seed: int = 0,
         name: str | None = None,
+        num_folds: int | None = None,
+        fold: int = 0,
     ):
         super().__init__()
         for key, value in (("batch_size", batch_size), ("max_length", max_length)):
@@ -70,6 +72,10 @@ class TuneDataModule(L.LightningDataModule):
         if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6 or ratios[0] == 0:
             raise TunelabError(f"data.split_ratios must be three non-negative numbers (train, validation, test) "
                                f"summing to 1 with train > 0, got {list(split_ratios)}.")
+        if num_folds is not None and not (isinstance(num_folds, int) and num_folds >= 2 and 0 <= fold < num_folds):
+            raise TunelabError(f"data.num_folds must be an integer >= 2 and data.fold one of 0..num_folds-1, "
+                               f"got num_folds={num_folds!r}, fold={fold!r}.")
+        self.num_folds, self.fold = num_folds, fold
         self.loader = loader
         self.task = task
         self._tokenizer = tokenizer
@@ -113,7 +119,7 @@ class TuneDataModule(L.LightningDataModule):
                 "source": _describe(self.loader),
                 "columns": self.columns,
                 "source_splits": self.source_splits,
-                "split": [self.split_ratios, self.split_seed],
+                "split": [self.split_ratios, self.split_seed, self.num_folds, self.fold],
                 "max_samples": self.max_samples,
                 "task": self.task.fingerprint(),
                 "tokenizer": [type(tok).__name__, len(tok), backend.to_str() if backend else tok.name_or_path],
@@ -179,9 +185,25 @@ class TuneDataModule(L.LightningDataModule):
 
         return datasets.DatasetDict(out)
 
+    def _kfold(self, raw):
+        """Cross-validation: fold ``fold`` of ``num_folds`` (seeded by split_seed) is the test split; validation
+        is carved from the other folds by the validation share of split_ratios; train is the rest."""
+        import datasets
+
+        pool = raw["train"]
+        order = np.random.default_rng(self.split_seed).permutation(len(pool))
+        folds = np.array_split(order, self.num_folds)
+        test = folds[self.fold]
+        rest = np.concatenate([f for i, f in enumerate(folds) if i != self.fold])
+        n_val = int(round(len(rest) * self.split_ratios[1] / (self.split_ratios[0] + self.split_ratios[1])))
+        cuts = {"train": rest[n_val:], "validation": rest[:n_val], "test": test}
+        return datasets.DatasetDict({s: pool.select(np.sort(idx)) for s, idx in cuts.items()})
+
     def _create_missing_splits(self, raw):
         import datasets
 
+        if self.num_folds:
+            raw = self._kfold(raw)
         missing = [s for s in SPLITS if s not in raw]
         if missing:
             pool = raw["train"]

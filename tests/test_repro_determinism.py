@@ -1,0 +1,56 @@
+"""Determinism (same seed, deterministic mode: bitwise-identical metrics on CPU) and run metadata."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import quick, read_metrics, train_in_process
+
+
+def test_two_runs_of_one_config_give_bitwise_identical_metrics_and_full_metadata(tiny_backbone, tmp_path):
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for run in runs:
+        assert train_in_process(*quick(tiny_backbone, run, "trainer.deterministic=true", "seed=7", "optimizer.lr=1e-3")) == 0
+    first, second = (read_metrics(r) for r in runs)
+    assert first["metrics"] == second["metrics"]  # every float, bit for bit
+    assert first["metrics"]["val/loss"] != 0
+
+    info = json.loads((runs[0] / "run.json").read_text())
+    assert info["status"] == "completed" and info["exit_status"] == 0 and info["ended"] >= info["started"]
+    assert info["seed"] == 7 and "seed=7" in info["overrides"]
+    assert len(info["git"]["commit"]) == 40 and isinstance(info["git"]["dirty"], bool)
+    if info["git"]["dirty"]:
+        assert (runs[0] / info["git"]["diff"]).exists()
+    assert info["packages"]["torch"] and info["packages"]["lightning"] and info["packages"]["transformers"]
+    assert info["platform"]["torch"] and info["platform"]["cpu_count"] >= 1 and "gpus" in info["platform"]
+    assert info["data_fingerprint"]["rows"] == {"train": 64, "validation": 32, "test": 32}
+    second_info = json.loads((runs[1] / "run.json").read_text())
+    assert info["data_fingerprint"]["tokenized"] == second_info["data_fingerprint"]["tokenized"]
+    assert "seed: 7" in (runs[0] / "config.yaml").read_text()
+
+
+def test_another_seed_gives_other_numbers_and_another_data_order(tiny_backbone, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert train_in_process(*quick(tiny_backbone, a, "trainer.deterministic=true", "seed=7", "optimizer.lr=1e-3")) == 0
+    assert train_in_process(*quick(tiny_backbone, b, "trainer.deterministic=true", "seed=8", "optimizer.lr=1e-3")) == 0
+    assert read_metrics(a)["metrics"]["val/loss"] != read_metrics(b)["metrics"]["val/loss"]
+
+
+def test_k_fold_splits_partition_the_data(tiny_backbone):
+    from functools import partial
+
+    from tunelab.data import TuneDataModule
+    from tunelab.data.sources import builtin
+    from tunelab.tasks import SequenceClassification
+
+    tests, sizes = [], set()
+    for fold in range(5):
+        data = TuneDataModule(loader=partial(builtin, "mr"), task=SequenceClassification(), tokenizer=tiny_backbone,
+                              cache=False, num_folds=5, fold=fold, split_ratios=(0.9, 0.1, 0.0))
+        raw = data._raw_splits()
+        ids = {s: set(raw[s]["text"]) for s in ("train", "validation", "test")}
+        assert not (ids["train"] & ids["test"]) and not (ids["validation"] & ids["test"])
+        sizes.add(tuple(len(raw[s]) for s in ("train", "validation", "test")))
+        tests.append(ids["test"])
+    assert sizes == {(2880, 320, 800)}  # 4,000 MR sentences: 800 per fold, 10% of the rest for validation
+    assert len(set().union(*tests)) == sum(len(t) for t in tests)  # the test folds are disjoint
