@@ -108,6 +108,8 @@ def check_resume(ckpt_path: str, task, module) -> None:
     import torch
 
     path = Path(ckpt_path)
+    if path.is_dir() and (path / ".metadata").exists():
+        return  # a sharded (FSDP2) checkpoint folder: Lightning's distributed loader checks its shards
     if not path.is_file():
         raise TunelabError(f"ckpt_path={ckpt_path} does not exist. Give a .ckpt file, or ckpt_path=last to resume "
                            "the last checkpoint of this run directory (hydra.run.dir).")
