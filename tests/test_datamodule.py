@@ -145,3 +145,19 @@ def test_bad_split_ratios_and_batch_size():
         TuneDataModule(loader=partial(builtin, "mr"), split_ratios=(0.5, 0.2, 0.2))
     with pytest.raises(TunelabError, match="batch_size must be a positive integer"):
         TuneDataModule(loader=partial(builtin, "mr"), batch_size=0)
+
+
+def test_duplicate_ids_in_qa_are_refused(tiny_backbone, cache, tmp_path):
+    from tunelab.tasks.question_answering import QuestionAnswering
+
+    rows = [{"id": "q1", "question": "who wrote it?", "context": "Ann wrote it.", "answers": {"text": ["Ann"], "answer_start": [0]}},
+            {"id": "q1", "question": "what did Ann do?", "context": "Ann wrote it.", "answers": {"text": ["wrote"], "answer_start": [4]}}]
+    path = tmp_path / "qa.jsonl"
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows * 3))
+    dm = TuneDataModule(loader=partial(files, train=str(path)), task=QuestionAnswering(), tokenizer=tiny_backbone,
+                        columns={"id": "id", "question": "question", "context": "context", "answers": "answers"},
+                        split_ratios=(0.5, 0.5, 0.0), cache=False)
+    with pytest.raises(TunelabError, match=r"duplicate ids \['q1'\]"):
+        dm.setup()

@@ -229,6 +229,13 @@ class TuneDataModule(L.LightningDataModule):
         if len(ds) == 0:
             raise TunelabError(f"The {split} split of '{self.name}' is empty. Check data.split_ratios, "
                                "data.max_samples and the source files.")
+        if "id" in ds.column_names:  # ids name predictions and answers (QA): two rows must not share one
+            from collections import Counter
+
+            dupes = [value for value, n in Counter(ds["id"]).items() if n > 1]
+            if dupes:
+                raise TunelabError(f"The {split} split of '{self.name}' has duplicate ids {sorted(set(map(str, dupes)))[:5]} "
+                                   f"({len(dupes)} ids repeat). Make the id column unique, or map it away with data.columns.id=null.")
         try:
             return ds.map(self.task.preprocess, batched=True, remove_columns=[c for c in ds.column_names if c != "idx"],
                           fn_kwargs={"tokenizer": self.tokenizer, "max_length": self.max_length},

@@ -102,7 +102,7 @@ class QuestionAnswering(Task):
     name = "question_answering"
     pipeline_task = None  # transformers 5 removed the question-answering pipeline; AutoModelForQuestionAnswering loads the export
     required_columns = ("question", "context")
-    optional_columns = ("answers",)
+    optional_columns = ("answers", "id")
     non_model_keys = ("labels", "idx", "length", "start_positions", "end_positions", "offsets", "context", "golds")
 
     def __init__(self, doc_stride: int = 64, n_best: int = 20, max_answer_tokens: int = 30,
