@@ -98,7 +98,7 @@ def train(cfg) -> dict:
                         "best": float(trainer.checkpoint_callback.best_model_score)
                         if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None else None},
             "best_checkpoint": str(Path(best).relative_to(run_dir)) if best and Path(best).is_relative_to(run_dir) else best,
-            "epochs": trainer.current_epoch if trainer.fast_dev_run else trainer.current_epoch,
+            "epochs": trainer.current_epoch,
             "global_steps": trainer.global_step,
             "fit_seconds": round(fit_seconds, 2),
             "parameters": params,
