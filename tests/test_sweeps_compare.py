@@ -78,3 +78,16 @@ def test_compare_with_a_metric_no_run_has_lists_the_available_ones(sweep):
 def test_compare_on_a_folder_without_runs_says_what_to_give(tmp_path, capsys):
     assert main(["compare", str(tmp_path)]) == 2
     assert "No runs in" in capsys.readouterr().err
+
+
+def test_compare_over_folds_aggregates_a_cross_validation(tmp_path, capsys):
+    # a 10-fold run (sweeps=mr_10fold) differs only by data.fold: one configuration, mean +- std over folds
+    root = tmp_path / "cv"
+    accuracies = [0.78, 0.80, 0.82, 0.79]
+    for fold, accuracy in enumerate(accuracies):
+        _job(root / str(fold), ["sweeps=mr_10fold", f"data.fold={fold}"], accuracy)
+    assert main(["compare", str(root), "--over", "data.fold"]) == 0
+    [row] = list(csv.DictReader(open(root / "compare" / "summary.csv")))
+    assert float(row["test/accuracy mean"]) == pytest.approx(statistics.fmean(accuracies))
+    assert float(row["std"]) == pytest.approx(statistics.stdev(accuracies), abs=1e-4) and row["n"] == "4"
+    assert "## Over data.fold" in (root / "compare" / "compare.md").read_text()

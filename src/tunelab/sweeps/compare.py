@@ -2,11 +2,11 @@
 
 For each run (a job folder of a multirun, or any run folder): its overrides, its status
 (completed / failed / pruned / unfinished / not started) and its final metrics. Runs that differ
-only by seed are aggregated (mean, std, median, n), the best configuration is marked, and these
-files are written next to the sweep (or to --out):
+only by seed (or by the keys given with --over, e.g. data.fold) are aggregated (mean, std, median, n),
+the best configuration is marked, and these files are written next to the sweep (or to --out):
 
     compare/runs.csv        one row per run: status, overrides, every final metric
-    compare/summary.csv     one row per configuration: mean / std / median / n over seeds
+    compare/summary.csv     one row per configuration: mean / std / median / n over seeds (or --over)
     compare/compare.md      both tables in Markdown
     compare/compare.png     the metric against the first swept key (one line per value of the
                             others) and the validation curves of the top runs
@@ -134,9 +134,10 @@ class Group:
         return statistics.median(self.values) if self.values else math.nan
 
 
-def aggregate(runs: list[Run], keys: list[str], metric: str) -> list[Group]:
-    """Runs with the same swept values except the seed form one configuration."""
-    config_keys = [k for k in keys if k != "seed"]
+def aggregate(runs: list[Run], keys: list[str], metric: str, over: tuple[str, ...] = ("seed",)) -> list[Group]:
+    """Runs with the same swept values except the keys in ``over`` (the seed; the fold of a
+    cross-validation) form one configuration."""
+    config_keys = [k for k in keys if k not in over]
     groups: dict[tuple, Group] = {}
     for run in runs:
         key = tuple(run.overrides.get(k, "") for k in config_keys)
@@ -159,7 +160,8 @@ def _fmt(value) -> str:
         f"{value:.4f}" if isinstance(value, float) else str(value))
 
 
-def tables(runs: list[Run], groups: list[Group], keys: list[str], metric: str, best: Group | None):
+def tables(runs: list[Run], groups: list[Group], keys: list[str], metric: str, best: Group | None,
+           over: tuple[str, ...] = ("seed",)):
     """(runs header, runs rows, summary header, summary rows): plain lists, for print, CSV and Markdown."""
     metric_names = sorted({m for run in runs for m in run.metrics if m.startswith("test/")}) or \
         sorted({m for run in runs for m in run.metrics})
@@ -168,7 +170,7 @@ def tables(runs: list[Run], groups: list[Group], keys: list[str], metric: str, b
     run_rows = [["*" if id(r) in best_runs and r.status == "completed" else "", r.label, r.status,
                  *[r.overrides.get(k, "") for k in keys], *[_fmt(r.metrics.get(m)) for m in metric_names]]
                 for r in runs]
-    config_keys = [k for k in keys if k != "seed"]
+    config_keys = [k for k in keys if k not in over]
     summary_header = ["best", *config_keys, f"{metric} mean", "std", "median", "n", "failed/unfinished"]
     summary_rows = [["*" if g is best else "", *g.key, _fmt(g.mean), _fmt(g.std), _fmt(g.median), g.n,
                      sum(r.status != "completed" for r in g.runs)] for g in groups]
@@ -210,7 +212,8 @@ def _val_curve(run: Run, metric: str) -> tuple[list[float], list[float]]:
     return steps, values
 
 
-def plot(path: Path, groups: list[Group], keys: list[str], metric: str, mode: str, top: int) -> None:
+def plot(path: Path, groups: list[Group], keys: list[str], metric: str, mode: str, top: int,
+         over: tuple[str, ...] = ("seed",)) -> None:
     """Left: the metric against the first swept key, one line per combination of the other keys
     (mean over seeds, error bars = std). Right: validation curves of the top runs."""
     import matplotlib
@@ -218,7 +221,7 @@ def plot(path: Path, groups: list[Group], keys: list[str], metric: str, mode: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    config_keys = [k for k in keys if k != "seed"]
+    config_keys = [k for k in keys if k not in over]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     if config_keys:
         x_key, others = config_keys[0], config_keys[1:]
@@ -241,7 +244,7 @@ def plot(path: Path, groups: list[Group], keys: list[str], metric: str, mode: st
     else:
         left.bar(range(len(groups)), [g.mean for g in groups])
         left.set_xlabel("configuration")
-    left.set_ylabel(f"{metric} (mean over seeds)")
+    left.set_ylabel(f"{metric} (mean over {', '.join(over)})")
     left.set_title(f"{metric} against {config_keys[0] if config_keys else 'configuration'}")
     left.grid(alpha=0.3)
 
@@ -264,7 +267,7 @@ def plot(path: Path, groups: list[Group], keys: list[str], metric: str, mode: st
 
 
 def compare(paths: list[str], metric: str | None = None, mode: str | None = None, out: str | None = None,
-            top: int = 3) -> dict:
+            top: int = 3, over: tuple[str, ...] = ("seed",)) -> dict:
     """Collect, aggregate, print and write; returns what was found (for tests and scripts)."""
     runs = collect(paths)
     default, default_mode = default_metric(runs)
@@ -274,9 +277,9 @@ def compare(paths: list[str], metric: str | None = None, mode: str | None = None
         raise TunelabError(f"No run has the metric '{metric}'. Available: {', '.join(available)}. "
                            "Choose one with --metric.")
     keys = swept_keys(runs)
-    groups = aggregate(runs, keys, metric)
+    groups = aggregate(runs, keys, metric, over)
     best = best_group(groups, mode)
-    run_header, run_rows, summary_header, summary_rows = tables(runs, groups, keys, metric, best)
+    run_header, run_rows, summary_header, summary_rows = tables(runs, groups, keys, metric, best, over)
 
     target = Path(out) if out else (Path(paths[0]) / "compare")
     target.mkdir(parents=True, exist_ok=True)
@@ -288,8 +291,8 @@ def compare(paths: list[str], metric: str | None = None, mode: str | None = None
     common = " ".join(f"{k}={v}" for k, v in constant.items()) or "(none)"
     (target / "compare.md").write_text(
         f"# {heading}\n\nCommon overrides: `{common}`\n\n## Runs\n\n{_markdown_table(run_header, run_rows)}\n\n"
-        f"## Over seeds\n\n{_markdown_table(summary_header, summary_rows)}\n")
-    plot(target / "compare.png", groups, keys, metric, mode, top)
+        f"## Over {', '.join(over)}\n\n{_markdown_table(summary_header, summary_rows)}\n")
+    plot(target / "compare.png", groups, keys, metric, mode, top, over)
 
     result = {"runs": runs, "groups": groups, "best": best, "metric": metric, "mode": mode, "out": target}
     print(f"{heading}\ncommon overrides: {common}\n\n{_text_table(run_header, run_rows)}\n")
@@ -308,7 +311,7 @@ def compare(paths: list[str], metric: str | None = None, mode: str | None = None
                           f"exec tunelab train {' '.join(shlex.quote(o) for o in overrides)} \"$@\"\n")
         script.chmod(0o755)
         result["best_overrides"] = overrides
-        print(f"best: {', '.join(f'{k}={v}' for k, v in zip([k for k in keys if k != 'seed'], best.key))} "
+        print(f"best: {', '.join(f'{k}={v}' for k, v in zip([k for k in keys if k not in over], best.key))} "
               f"{metric} {best.mean:.4f} (n={best.n}); rerun it: {script}")
     print(f"wrote {target}/runs.csv, summary.csv, compare.md, compare.png")
     return result
@@ -330,7 +333,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--mode", choices=["max", "min"], help="higher or lower is better (default: the run's)")
     parser.add_argument("--out", help="where to write the tables and the plot (default: <first path>/compare)")
     parser.add_argument("--top", type=int, default=3, help="how many runs' learning curves to draw")
+    parser.add_argument("--over", default="seed",
+                        help="comma-separated keys to aggregate over (default: seed; cross-validation: data.fold)")
     args = parser.parse_args(argv)
     paths = [_latest_sweep() if p == "latest" else p for p in args.paths]
-    compare(paths, args.metric, args.mode, args.out, args.top)
+    compare(paths, args.metric, args.mode, args.out, args.top, tuple(k.strip() for k in args.over.split(",")))
     return 0
