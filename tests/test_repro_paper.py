@@ -3,7 +3,7 @@ tiny random model of the same architecture, with a few rows shaped like the Hub 
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
 import datasets
 import pytest
@@ -11,27 +11,34 @@ from conftest import ROOT, train_in_process
 
 PAPER = sorted(p.stem for p in (ROOT / "experiments" / "paper").glob("*.yaml"))
 ARCHITECTURES = {"bert-base-cased": "BertConfig", "distilbert-base-uncased": "DistilBertConfig", "roberta-base": "RobertaConfig"}
-RECIPES = {  # name: (backbone, lr, batch, epochs)
-    "glue_sst2_bert_base_cased": ("bert-base-cased", 2e-5, 32, 3),
-    "glue_mrpc_bert_base_cased": ("bert-base-cased", 2e-5, 32, 5),
-    "glue_sst2_distilbert_base_uncased": ("distilbert-base-uncased", 2e-5, 32, 3),
-    "lora_roberta_base_sst2": ("roberta-base", 5e-4, 16, 60),
-    "lora_roberta_base_mrpc": ("roberta-base", 4e-4, 16, 30),
-    "lora_roberta_base_rte": ("roberta-base", 5e-4, 16, 80),
-    "lora_roberta_base_stsb": ("roberta-base", 4e-4, 16, 40),
+GLUE = "nyu-mll/glue"
+RECIPES = {  # name: (backbone, lr, batch, epochs, Hub dataset, expected metric, expected value) as the sources give them
+    "glue_sst2_bert_base_cased": ("bert-base-cased", 2e-5, 32, 3, GLUE, "test/accuracy", 0.9232),
+    "glue_mrpc_bert_base_cased": ("bert-base-cased", 2e-5, 32, 5, GLUE, "test/f1", 0.8885),
+    "glue_sst2_distilbert_base_uncased": ("distilbert-base-uncased", 2e-5, 32, 3, GLUE, "test/accuracy", 0.913),
+    "lora_roberta_base_sst2": ("roberta-base", 5e-4, 16, 60, GLUE, "test/accuracy", 0.951),
+    "lora_roberta_base_mrpc": ("roberta-base", 4e-4, 16, 30, GLUE, "test/accuracy", 0.897),
+    "lora_roberta_base_rte": ("roberta-base", 5e-4, 16, 80, GLUE, "test/accuracy", 0.866),
+    "lora_roberta_base_stsb": ("roberta-base", 4e-4, 16, 40, GLUE, "test/pearson", 0.915),
 }
+# nyu-mll/glue's ClassLabel names (the GLUE dataset card); MRPC's F1 is that of label 1, "equivalent"
+GLUE_LABELS = {"sst2": ["negative", "positive"], "mrpc": ["not_equivalent", "equivalent"],
+               "rte": ["entailment", "not_entailment"]}
 
 
 def glue_like(path: str, name: str, revision=None, trust_remote_code=False):
     """A stand-in for datasets.load_dataset('nyu-mll/glue', name): same columns and label type, 48 rows."""
-    assert path == "nyu-mll/glue"
+    assert path == GLUE
     rows = range(48)
     if name == "sst2":
         cols = {"sentence": [f"a {'good' if i % 2 else 'bad'} film number {i}" for i in rows]}
     else:
         cols = {"sentence1": [f"the first sentence {i}" for i in rows], "sentence2": [f"a second one {i % 5}" for i in rows]}
     cols["label"] = [float(i % 5) for i in rows] if name == "stsb" else [i % 2 for i in rows]
-    split = datasets.Dataset.from_dict(cols)
+    features = datasets.Features({**{c: datasets.Value("string") for c in cols if c != "label"},
+                                  "label": datasets.Value("float32") if name == "stsb" else
+                                  datasets.ClassLabel(names=GLUE_LABELS[name])})
+    split = datasets.Dataset.from_dict(cols, features=features)
     return datasets.DatasetDict({"train": split, "validation": split.select(range(16))})
 
 
@@ -56,25 +63,44 @@ def tiny_models(tmp_path_factory):
     return folders
 
 
+def compose(name: str):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from tunelab.config import config_dir
+
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        return hydra_compose("train", overrides=[f"experiment=paper/{name}", "paths.output_dir=/tmp/x"])
+
+
 def test_every_paper_config_is_listed_with_its_recipe():
     assert PAPER == sorted(RECIPES)
 
 
 @pytest.mark.parametrize("name", PAPER)
 def test_paper_config_names_the_source_recipe_and_dry_runs(name, tiny_models, tmp_path):
-    from hydra import compose, initialize_config_dir
-
-    from tunelab.config import config_dir
-
-    with initialize_config_dir(config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment=paper/{name}", "paths.output_dir=/tmp/x"])
-    backbone, lr, batch, epochs = RECIPES[name]
+    cfg = compose(name)
+    backbone, lr, batch, epochs, dataset, metric, value = RECIPES[name]
     assert (cfg.model.backbone, cfg.optimizer.lr, cfg.data.batch_size, cfg.trainer.max_epochs) == (backbone, lr, batch, epochs)
-    assert cfg.data.loader.path == "nyu-mll/glue" and cfg.expected.value > 0.8 and cfg.expected.source
+    assert cfg.data.loader.path == dataset and cfg.data.loader._target_ == "tunelab.data.sources.hub"
+    assert (cfg.expected.metric, cfg.expected.value) == (metric, value) and cfg.expected.source
 
     run = tmp_path / "run"
     code = train_in_process(f"experiment=paper/{name}", f"model.backbone={tiny_models[backbone]}",
                             "data.loader._target_=test_repro_paper.glue_like", "data.max_length=32", "data.cache=false",
                             "debug=fast_dev_run", "~callbacks.progress_bar", "print_config=false", f"hydra.run.dir={run}")
     assert code == 0
-    assert cfg.expected.metric in __import__("json").loads((run / "metrics.json").read_text())["metrics"]
+    summary = json.loads((run / "metrics.json").read_text())
+    assert cfg.expected.metric in summary["metrics"]
+    if cfg.expected.get("secondary"):
+        assert cfg.expected.secondary.metric in summary["metrics"]
+
+
+def test_mrpc_f1_is_that_of_the_equivalent_label():
+    from hydra.utils import instantiate
+
+    cfg = compose("glue_mrpc_bert_base_cased")
+    task = instantiate(cfg.task)
+    task.fit_labels(glue_like(GLUE, "mrpc")["train"])  # the ClassLabel names become the label set, in id order
+    assert task.labels == ["not_equivalent", "equivalent"]
+    assert task.labels.index(task.positive_label) == 1 and cfg.task.metric == "val/f1"
