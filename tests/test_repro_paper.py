@@ -84,6 +84,13 @@ def test_paper_config_names_the_source_recipe_and_dry_runs(name, tiny_models, tm
     assert (cfg.model.backbone, cfg.optimizer.lr, cfg.data.batch_size, cfg.trainer.max_epochs) == (backbone, lr, batch, epochs)
     assert cfg.data.loader.path == dataset and cfg.data.loader._target_ == "tunelab.data.sources.hub"
     assert (cfg.expected.metric, cfg.expected.value) == (metric, value) and cfg.expected.source
+    lora = name.startswith("lora_")
+    if lora:  # the paper's adapter: r=8 on W_q and W_v, alpha 8, no LoRA dropout
+        peft = cfg.model.peft
+        assert (peft.method, list(peft.target_modules), peft.r, peft.lora_alpha, peft.lora_dropout) == \
+            ("lora", ["query", "value"], 8, 8, 0.0)
+    else:
+        assert cfg.model.peft is None  # full fine-tuning
 
     run = tmp_path / "run"
     code = train_in_process(f"experiment=paper/{name}", f"model.backbone={tiny_models[backbone]}",
@@ -94,6 +101,12 @@ def test_paper_config_names_the_source_recipe_and_dry_runs(name, tiny_models, tm
     assert cfg.expected.metric in summary["metrics"]
     if cfg.expected.get("secondary"):
         assert cfg.expected.secondary.metric in summary["metrics"]
+    groups = summary["parameters"]["groups"]
+    if lora:  # only the adapter and the classification head train; the backbone's own weights are frozen
+        assert groups["adapter"]["trainable"] > 0 and groups["head"]["trainable"] > 0
+        assert groups["blocks"]["trainable"] == 0 and groups["embeddings"]["trainable"] == 0
+    else:
+        assert summary["parameters"]["trainable"] == summary["parameters"]["total"]
 
 
 def test_mrpc_f1_is_that_of_the_equivalent_label():
