@@ -80,6 +80,33 @@ def test_classification_metrics_match_hand_computed():
     assert got == {"accuracy": 0.6, "f1_macro": 0.6111}
 
 
+def test_positive_label_adds_the_binary_f1_of_that_class():
+    task = SequenceClassification(labels=["not_equivalent", "equivalent"], positive_label="equivalent")
+    metrics = task.metrics()
+    logits = torch.tensor([[0, 1.0], [0, 1.0], [1.0, 0], [1.0, 0], [0, 1.0], [1.0, 0]])
+    labels = torch.tensor([1, 0, 0, 1, 1, 1])
+    task.update_metrics(metrics, type("Out", (), {"logits": logits})(), {"labels": labels})
+    got = {k: round(v.item(), 4) for k, v in metrics.compute().items()}
+    # predictions 1,1,0,0,1,0 vs truth 1,0,0,1,1,1: accuracy 3/6.
+    # equivalent (id 1): tp 2, fp 1, fn 2 -> F1 = 2*2 / (2*2 + 1 + 2) = 4/7 = 0.5714 (sklearn f1_score, pos_label=1)
+    # not_equivalent (id 0): tp 1, fp 2, fn 1 -> 2/5 = 0.4; macro = (0.4 + 4/7) / 2 = 0.4857
+    assert got == {"accuracy": 0.5, "f1_macro": 0.4857, "f1": 0.5714}
+
+    # with three classes it is one class against the rest: c of a,b,b,c,a vs a,b,c,c,b has p=1 r=1/2 -> 2/3
+    task = SequenceClassification(labels=["a", "b", "c"], positive_label="c")
+    metrics = task.metrics()
+    logits = torch.tensor([[3.0, 0, 0], [0, 3.0, 0], [0, 3.0, 0], [0, 0, 3.0], [3.0, 0, 0]])
+    task.update_metrics(metrics, type("Out", (), {"logits": logits})(), {"labels": torch.tensor([0, 1, 2, 2, 1])})
+    assert round(metrics.compute()["f1"].item(), 4) == 0.6667
+
+
+def test_positive_label_must_be_a_label_and_single_label():
+    with pytest.raises(TunelabError, match=r"task.positive_label='1' is not one of the labels \['neg', 'pos'\]"):
+        SequenceClassification(labels=["neg", "pos"], positive_label=1).metrics()
+    with pytest.raises(TunelabError, match="single-label"):
+        SequenceClassification(multi_label=True, positive_label="pos")
+
+
 def test_regression_metrics_match_hand_computed():
     task = Regression()
     metrics = task.metrics()

@@ -6,6 +6,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torchmetrics.classification import BinaryF1Score
 
 from tunelab.errors import TunelabError
 from tunelab.tasks.base import Task
@@ -28,11 +29,29 @@ def tokenize_texts(examples: dict[str, list], tokenizer, max_length: int) -> dic
     return features
 
 
+class PositiveClassF1(BinaryF1Score):
+    """F1 of one class against all the others (binary F1; scikit-learn's ``f1_score(pos_label=...)``).
+
+    This is the F1 that GLUE and transformers' run_glue report for MRPC and QQP: the F1 of the
+    positive class ("equivalent", "duplicate"), not an average over classes. Takes predicted and
+    true class ids, like the other single-label metrics, and scores ``id == positive``.
+    """
+
+    def __init__(self, positive: int):
+        super().__init__()
+        self.positive = positive
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        super().update((preds == self.positive).long(), (target == self.positive).long())
+
+
 class SequenceClassification(Task):
     """One label per text (``multi_label: false``) or a set of labels per text (``true``).
 
     Labels are strings or ints. Without ``labels`` the label set is read from the training split
     (a ``ClassLabel`` feature's names when the source has one); a label outside the set is an error.
+    ``positive_label`` (single-label only) adds ``f1``: the binary F1 of that label against the
+    others, as GLUE reports for MRPC and QQP; ``f1_macro`` (the unweighted mean over classes) stays.
     """
 
     name = "sequence_classification"
@@ -41,7 +60,7 @@ class SequenceClassification(Task):
     required_columns = ("text", "label")
 
     def __init__(self, labels: list | None = None, multi_label: bool = False, label_smoothing: float = 0.0,
-                 label_separator: str = ",", threshold: float = 0.5,
+                 label_separator: str = ",", threshold: float = 0.5, positive_label: str | int | None = None,
                  metric: str = "val/accuracy", metric_mode: str = "max"):
         super().__init__(metric, metric_mode)
         from transformers import AutoModelForSequenceClassification
@@ -55,6 +74,10 @@ class SequenceClassification(Task):
         self.label_smoothing = label_smoothing
         self.label_separator = label_separator
         self.threshold = threshold
+        if positive_label is not None and multi_label:
+            raise TunelabError("task.positive_label (binary F1 of one label) is for single-label classification; "
+                               "multi-label runs report f1_macro and f1_micro. Set task.positive_label=null.")
+        self.positive_label = None if positive_label is None else str(positive_label)
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "configured_labels": self._configured_labels, "multi_label": self.multi_label,
@@ -154,10 +177,15 @@ class SequenceClassification(Task):
                 "f1_macro": MultilabelF1Score(num_labels=n, average="macro", threshold=self.threshold),
                 "f1_micro": MultilabelF1Score(num_labels=n, average="micro", threshold=self.threshold),
             })
-        return MetricCollection({
-            "accuracy": MulticlassAccuracy(num_classes=n, average="micro"),
-            "f1_macro": MulticlassF1Score(num_classes=n, average="macro"),
-        })
+        metrics = {"accuracy": MulticlassAccuracy(num_classes=n, average="micro"),
+                   "f1_macro": MulticlassF1Score(num_classes=n, average="macro")}
+        if self.positive_label is not None:
+            if self.positive_label not in self.labels:
+                raise TunelabError(f"task.positive_label={self.positive_label!r} is not one of the labels {self.labels} "
+                                   "(from the training split or task.labels). Name one of them, e.g. "
+                                   f"task.positive_label={self.labels[-1]}.")
+            metrics["f1"] = PositiveClassF1(self.labels.index(self.positive_label))
+        return MetricCollection(metrics)
 
     def update_metrics(self, metrics, outputs, batch):
         logits = outputs.logits.float()
