@@ -10,7 +10,7 @@ from test_tasks import _loss_falls, load_tokenizer_stub
 from tunelab.data.corpora import cloze_questions, lee_qa
 from tunelab.errors import TunelabError
 from tunelab.tasks import QuestionAnswering
-from tunelab.tasks.question_answering import exact_match, token_f1
+from tunelab.tasks.question_answering import SquadMetric, exact_match, token_f1
 
 CONTEXT = "The fire started near Goulburn on Monday. About 500 residents left their homes for Mittagong."
 ROWS = [{"question": "Where did residents go?", "context": CONTEXT,
@@ -63,6 +63,17 @@ def test_squad_scores_match_hand_computed():
     assert token_f1("Blue Mountains west", ["Blue Mountains"]) == pytest.approx(0.8)
     assert token_f1("", []) == 1.0 and exact_match("Sydney", []) == 0.0
     assert token_f1("Sydney", ["Hill Top", "Sydney"]) == 1.0  # best over gold answers
+
+
+def test_squad_metric_survives_lightnings_device_moves_and_resets():
+    # Lightning calls metric.to(device) on every log call; the windows are Python objects
+    metric = SquadMetric("exact_match")
+    metric.update([(0, {"span": {"text": "Sydney", "score": 2.0}, "null_score": 0.0, "n_best": []}, ["Sydney"])])
+    metric.to("cpu")
+    assert metric.compute().item() == 100.0
+    metric.reset()
+    metric.update([(1, {"span": None, "null_score": 0.0, "n_best": []}, ["Perth"])])
+    assert metric.compute().item() == 0.0  # only the new question counts after a reset
 
 
 def test_n_best_postprocessing_merges_windows_and_predicts_no_answer():

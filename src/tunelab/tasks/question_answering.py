@@ -80,13 +80,19 @@ class SquadMetric(Metric):
     def __init__(self, score: str = "f1", null_threshold: float = 0.0):
         super().__init__()
         self.score, self.null_threshold = score, null_threshold
-        self.add_state("windows", default=[], dist_reduce_fx=None)
+        # Python objects, so not a torchmetrics state: Lightning moves every logged metric to the
+        # loss's device on each log call (Metric._apply), which only works on tensor states.
+        self.windows: list[tuple[int, dict, list[str]]] = []
 
     def __hash__(self) -> int:  # torchmetrics hashes the state, and these states hold dicts
         return id(self)
 
     def update(self, windows: list[tuple[int, dict, list[str]]]) -> None:
         self.windows.extend(windows)
+
+    def reset(self) -> None:
+        super().reset()
+        self.windows = []
 
     def compute(self) -> torch.Tensor:
         merged, golds = {}, {}
