@@ -43,7 +43,7 @@ def test_k_fold_splits_partition_the_data(tiny_backbone):
     from tunelab.data.sources import builtin
     from tunelab.tasks import SequenceClassification
 
-    tests, sizes = [], set()
+    tests, trains, validations, sizes = [], [], [], set()
     for fold in range(5):
         data = TuneDataModule(loader=partial(builtin, "mr"), task=SequenceClassification(), tokenizer=tiny_backbone,
                               cache=False, num_folds=5, fold=fold, split_ratios=(0.9, 0.1, 0.0))
@@ -52,5 +52,9 @@ def test_k_fold_splits_partition_the_data(tiny_backbone):
         assert not (ids["train"] & ids["test"]) and not (ids["validation"] & ids["test"])
         sizes.add(tuple(len(raw[s]) for s in ("train", "validation", "test")))
         tests.append(ids["test"])
+        trains.append(frozenset(ids["train"]))
+        validations.append(ids["validation"])
     assert sizes == {(2880, 320, 800)}  # 4,000 MR sentences: 800 per fold, 10% of the rest for validation
     assert len(set().union(*tests)) == sum(len(t) for t in tests)  # the test folds are disjoint
+    # validation rotates with the test fold (from fold k+1): no two runs train on the same rows
+    assert len(set(trains)) == 5 and len(set().union(*validations)) == sum(len(v) for v in validations)

@@ -187,14 +187,16 @@ class TuneDataModule(L.LightningDataModule):
 
     def _kfold(self, raw):
         """Cross-validation: fold ``fold`` of ``num_folds`` (seeded by split_seed) is the test split; validation
-        is carved from the other folds by the validation share of split_ratios; train is the rest."""
+        is carved by the validation share of split_ratios from the folds after it (fold+1, fold+2, ...,
+        in rotation); train is the rest. Rotating means no two folds' runs share a training set and every
+        example is trained on equally often across the runs."""
         import datasets
 
         pool = raw["train"]
         order = np.random.default_rng(self.split_seed).permutation(len(pool))
         folds = np.array_split(order, self.num_folds)
         test = folds[self.fold]
-        rest = np.concatenate([f for i, f in enumerate(folds) if i != self.fold])
+        rest = np.concatenate([folds[(self.fold + j) % self.num_folds] for j in range(1, self.num_folds)])
         n_val = int(round(len(rest) * self.split_ratios[1] / (self.split_ratios[0] + self.split_ratios[1])))
         cuts = {"train": rest[n_val:], "validation": rest[:n_val], "test": test}
         return datasets.DatasetDict({s: pool.select(np.sort(idx)) for s, idx in cuts.items()})
