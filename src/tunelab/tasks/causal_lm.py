@@ -73,6 +73,9 @@ class CausalLM(Task):
     def fit_labels(self, train_split) -> None:
         self.with_prompts = "prompt" in train_split.column_names
 
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "chat_template": self.chat_template}
+
     def state_dict(self) -> dict:
         return {"with_prompts": self.with_prompts, "chat_template": self.chat_template}
 

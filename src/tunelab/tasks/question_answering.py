@@ -120,6 +120,9 @@ class QuestionAnswering(Task):
         self.doc_stride, self.n_best = doc_stride, n_best
         self.max_answer_tokens, self.null_threshold = max_answer_tokens, null_threshold
 
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "doc_stride": self.doc_stride}
+
     # ---- features
     @staticmethod
     def _gold(answers, context: str, row) -> tuple[list[str], int, int]:

@@ -97,6 +97,7 @@ class TokenClassification(Task):
         self.labels = None
         if labels:
             self.labels = self._complete([str(t) for t in labels])
+        self._configured_labels = self.labels
 
     # ---- labels
     def _check_tag(self, tag, where: str) -> None:
@@ -127,6 +128,10 @@ class TokenClassification(Task):
         self.labels = self._complete(seen)
         if len(self.labels) < 2:
             raise TunelabError(f"The training split has the single tag {self.labels}: nothing to learn.")
+
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "scheme": self.scheme, "configured_labels": self._configured_labels,
+                "label_all_subwords": self.label_all_subwords}
 
     def state_dict(self) -> dict:
         return {"labels": self.labels, "scheme": self.scheme, "label_all_subwords": self.label_all_subwords}
