@@ -229,7 +229,14 @@ def markdown(report: dict) -> str:
              f"{s['repeats']} interleaved round(s); *_same arms: {s['warmup']} warm-up + {s['steps']} measured steps; "
              f"default arms: {s['budget']} steps then test. Load average {report['load_average']['start']} at the start, "
              f"{report['load_average']['end']} at the end{' (quick mode: plumbing, not numbers)' if s['quick'] else ''}.",
-             "", "| target | measured | goal | met |", "|---|---|---|---|"]
+             ""]
+    busiest = max(report["load_average"]["start"][0], report["load_average"]["end"][0])
+    if busiest > 0.5 * (m["cores"] or 1) and not s["quick"]:
+        lines += [f"**Other jobs were running (load average up to {busiest}).** " + (
+            "With more threads than idle cores, torch steps wait at OpenMP barriers and the ratios are noise; rerun "
+            "on a quiet machine (or with `--threads 1`)." if m["threads"] > 1 else
+            "One thread per arm keeps the ratios usable; the absolute speeds are not this machine's."), ""]
+    lines += ["| target | measured | goal | met |", "|---|---|---|---|"]
     for t in report["targets"]:
         met = "n/a" if t["met"] is None else ("✓" if t["met"] else "✗")
         lines.append(f"| {t['target']} | {fmt(t['measured'], 3)} | {t['goal']} | {met} |")
