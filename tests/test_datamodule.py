@@ -161,3 +161,27 @@ def test_duplicate_ids_in_qa_are_refused(tiny_backbone, cache, tmp_path):
                         split_ratios=(0.5, 0.5, 0.0), cache=False)
     with pytest.raises(TunelabError, match=r"duplicate ids \['q1'\]"):
         dm.setup()
+
+
+def test_predictions_keep_input_order_across_length_sorted_batches(tiny_backbone, cache):
+    """Many rows, several batches, lengths shuffled: batches run longest-first, results come back in input order."""
+    import torch
+
+    from tunelab.module import TuneModule
+    from tunelab.predict import predict_rows
+
+    dm = mr(tiny_backbone, eval_batch_size=4)
+    dm.setup()
+    module = TuneModule(tiny_backbone, dm.task).eval()
+    words = "the film is a gorgeous witty seductive mess of ideas that never quite land".split()
+    rows = [{"text": " ".join(words[:int(n)])} for n in np.random.default_rng(0).permutation(np.arange(1, len(words) + 1))]
+    real = module.task.postprocess  # each prediction also says how many tokens its row had: all lengths differ
+    module.task.postprocess = lambda outputs, batch: [{**row, "tokens": int(n)} for row, n in
+                                                      zip(real(outputs, batch), batch["attention_mask"].sum(-1))]
+    together = predict_rows(module, dm, rows)
+    assert list(dm.predict_dataloader().sampler) != list(range(len(rows)))  # really reordered (longest first)
+    assert [p["tokens"] for p in together] == [len(dm.tokenizer(r["text"])["input_ids"]) for r in rows]
+    with torch.inference_mode():  # each row alone, no batching or sorting at all
+        alone = [torch.softmax(module.model(**dm.tokenizer(r["text"], return_tensors="pt")).logits, -1).max().item()
+                 for r in rows]
+    assert [p["score"] for p in together] == pytest.approx(alone, abs=1e-6)

@@ -110,3 +110,16 @@ def test_users_own_head_through_target(tiny_backbone, tmp_path):
     state = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
     assert "model.head.weight" in state and state["model.head.weight"].shape == (2, 32)
     assert "test/accuracy" in read_metrics(run)["metrics"]
+
+
+def test_bf16_mixed_with_clipping_trains_with_the_default_fused_adamw(tiny_backbone, tmp_path):
+    """The default AdamW is fused; Lightning cannot clip with a fused optimizer under mixed precision,
+    so there the module builds the per-tensor kernel instead (the default clipping, 1.0, stays on)."""
+    from tunelab.module import TuneModule
+
+    run = tmp_path / "run"
+    assert train_in_process(*quick(tiny_backbone, run, "trainer.precision=bf16-mixed")) == 0
+    assert read_metrics(run)["metrics"]["test/accuracy"] >= 0.0
+    module = TuneModule(tiny_backbone, SequenceClassification(labels=["a", "b"]),
+                        optimizer=partial(torch.optim.AdamW, lr=1e-3, fused=True))
+    assert module.configure_optimizers().defaults["fused"] is True  # no trainer, no mixed precision: fused

@@ -122,12 +122,24 @@ class TuneModule(L.LightningModule):
             groups = layer_decay_groups(self.model, lr, weight_decay, self.layer_decay)
         else:
             groups = param_groups(self.model, weight_decay)
-        optimizer = self.optimizer_factory(groups)
+        factory = self.optimizer_factory
+        if getattr(factory, "keywords", {}).get("fused") and self._clips_under_mixed_precision():
+            # Lightning refuses to clip gradients under 16-/bf16-mixed with an optimizer that unscales inside
+            # its step (a fused one): keep the per-tensor kernel there
+            factory = partial(factory, fused=False)
+        optimizer = factory(groups)
         if self.scheduler_factory is None:
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _clips_under_mixed_precision(self) -> bool:
+        from lightning.pytorch.plugins.precision import MixedPrecision
+
+        trainer = self._trainer
+        return isinstance(getattr(trainer, "precision_plugin", None), MixedPrecision) \
+            and bool(getattr(trainer, "gradient_clip_val", None))
 
     def on_fit_start(self):
         self.peft.on_fit_start(self.model, int(self.trainer.estimated_stepping_batches))
