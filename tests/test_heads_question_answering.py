@@ -65,6 +65,15 @@ def test_squad_scores_match_hand_computed():
     assert token_f1("Sydney", ["Hill Top", "Sydney"]) == 1.0  # best over gold answers
 
 
+def test_metric_holding_windows_can_be_moved_like_lightning_does_at_every_log():
+    from tunelab.tasks.question_answering import SquadMetric
+
+    metric = SquadMetric("f1")
+    metric.update([(0, {"span": None, "n_best": [], "null_score": 0.0}, [])])
+    metric.to("cpu")  # Lightning's self.log moves a logged metric to the device: from the 2nd eval batch on
+    assert metric.compute().item() == 100.0
+
+
 def test_n_best_postprocessing_merges_windows_and_predicts_no_answer():
     task, f = _features(ROWS)
     n = max(len(x) for x in f["input_ids"])

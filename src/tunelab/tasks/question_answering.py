@@ -85,6 +85,11 @@ class SquadMetric(Metric):
     def __hash__(self) -> int:  # torchmetrics hashes the state, and these states hold dicts
         return id(self)
 
+    def _apply(self, fn, exclude_state=()):
+        # Lightning moves a logged metric to the device at every self.log (from the second evaluation
+        # batch on, the state holds windows): they are Python objects, not tensors to move
+        return super()._apply(fn, exclude_state=("windows", *exclude_state))
+
     def update(self, windows: list[tuple[int, dict, list[str]]]) -> None:
         self.windows.extend(windows)
 
