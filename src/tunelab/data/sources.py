@@ -89,7 +89,8 @@ def _mr():
 from tunelab.data import corpora  # noqa: E402  (the task heads' corpora)
 
 BUILTIN = {"mr": _mr, "oanc_pos": corpora.oanc_pos, "hironsan_ner": corpora.hironsan_ner,
-           "lee_instructions": corpora.lee_instructions, "lee_qa": corpora.lee_qa}
+           "lee_instructions": corpora.lee_instructions, "lee_qa": corpora.lee_qa,
+           "celex_plurals": corpora.celex_plurals, "lee_summaries": corpora.lee_summaries}
 
 
 def builtin(name: str):
