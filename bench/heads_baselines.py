@@ -5,6 +5,9 @@
 Tagging: the single majority tag, and each word's most frequent training tag (unseen words get
 the majority tag). BIO NER: every word tagged with its most frequent training tag (entity F1).
 The untuned-model baseline of the causal LM is a run with +trainer.limit_train_batches=0.
+Seq2seq: copy the input; plurals also "append s"; summaries also the body's first sentence
+(lead-of-body). Scored like the task scores generations: references are the decoded labels and every
+guess goes through the same tokenizer round trip (an uncased tokenizer lowercases both sides).
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from tunelab.config import config_dir
 
 
 def raw_splits(experiment: str):
+    """(raw splits, task, data module) of an experiment."""
     with initialize_config_dir(config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}"])
     task = instantiate(cfg.task)
-    return instantiate(cfg.data, task=task)._raw_splits(), task
+    data = instantiate(cfg.data, task=task)
+    return data._raw_splits(), task, data
 
 
 def _tags(split) -> list[list[str]]:
@@ -70,9 +75,33 @@ def qa_baselines(test) -> dict:
             "sentence_match_exact_match": score(exact_match, guesses), "sentence_match_f1": score(token_f1, guesses)}
 
 
+def seq2seq_baselines(test, task, tokenizer, max_length: int) -> dict:
+    from tunelab.data.corpora import sentences
+    from tunelab.tasks.seq2seq import SCORES, score, spell
+
+    task.tokenizer = tokenizer
+    labels = task.preprocess({"text": test["text"], "target": test["target"]}, tokenizer, max_length)["labels"]
+    references = [task.decode(ids) for ids in labels]
+
+    def roundtrip(text: str) -> str:  # what the tokenizer can give back (no truncation: the whole guess)
+        return task.decode(tokenizer(spell(text) if task.char_level else text)["input_ids"])
+
+    guesses = {"copy_input": list(test["text"])}
+    if task.char_level:
+        guesses["append_s"] = [t + "s" for t in test["text"]]
+    else:
+        guesses["lead_of_body"] = [sentences(t)[0] for t in test["text"]]
+    return {f"{guess}_{name}": score(name, [roundtrip(g) for g in texts], references)
+            for guess, texts in guesses.items() for name in SCORES}
+
+
 if __name__ == "__main__":
     for name in sys.argv[1:] or ["pos_oanc_minilm"]:
-        splits, _ = raw_splits(name)
-        found = qa_baselines(splits["test"]) if "question" in splits["test"].column_names else \
-            tagging_baselines(splits["train"], splits["test"])
+        splits, task, data = raw_splits(name)
+        columns = splits["test"].column_names
+        if "target" in columns:
+            found = seq2seq_baselines(splits["test"], task, data.tokenizer, data.max_length)
+        else:
+            found = qa_baselines(splits["test"]) if "question" in columns else \
+                tagging_baselines(splits["train"], splits["test"])
         print(name, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in found.items()})

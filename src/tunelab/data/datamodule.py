@@ -79,7 +79,9 @@ class TuneDataModule(L.LightningDataModule):
         self.loader = loader
         self.task = task
         self._tokenizer = tokenizer
-        self.columns = dict(columns or {"text": "text", "label": "label"})
+        # a list maps several source columns onto one list-valued column (multiple choice: the endings)
+        self.columns = {canon: src if src is None or isinstance(src, str) else [str(s) for s in src]
+                        for canon, src in dict(columns or {"text": "text", "label": "label"}).items()}
         self.source_splits = dict(source_splits or {})
         self.split_ratios = ratios
         self.split_seed = split_seed
@@ -167,18 +169,26 @@ class TuneDataModule(L.LightningDataModule):
         for canon in self.task.required_columns:
             if canon not in wanted:
                 raise TunelabError(f"data.columns has no '{canon}' entry, which the task '{self.task.name}' needs.")
+
+        def sources(src) -> list[str]:
+            return src if isinstance(src, list) else [src]
+
         out = {}
         for split, ds in raw.items():
-            missing = [src for canon, src in wanted.items()
-                       if src not in ds.column_names and not (split != "train" and canon == "label")]
+            missing = [s for canon, src in wanted.items() for s in sources(src)
+                       if s not in ds.column_names and not (split != "train" and canon == "label")]
             if missing:
                 raise TunelabError(
                     f"The {split} split of '{self.name}' has no column {missing[0]!r} (data.columns maps "
-                    f"{ {c: s for c, s in wanted.items() if s == missing[0]} }). Its columns are {ds.column_names}. "
-                    f"Set data.columns.<name>=<one of those>."
+                    f"{ {c: s for c, s in wanted.items() if missing[0] in sources(s)} }). Its columns are "
+                    f"{ds.column_names}. Set data.columns.<name>=<one of those>."
                 )
-            present = {src: canon for canon, src in wanted.items() if src in ds.column_names}
-            ds = ds.select_columns(list(present))
+            present = {src: canon for canon, src in wanted.items() if isinstance(src, str) and src in ds.column_names}
+            gathered = {canon: src for canon, src in wanted.items() if isinstance(src, list)}
+            if gathered:  # several source columns -> one list column per row
+                ds = ds.map(lambda b: {canon: [list(v) for v in zip(*(b[s] for s in src))]
+                                       for canon, src in gathered.items()}, batched=True)
+            ds = ds.select_columns(list(present) + [c for c in gathered if c not in present])
             ds = ds.rename_columns({s: c for s, c in present.items() if s != c})
             out[split] = ds
         import datasets

@@ -14,12 +14,15 @@ from tunelab.errors import TunelabError, did_you_mean
 FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
-def hub(path: str, name: str | None = None, revision: str | None = None, trust_remote_code: bool = False):
-    """A dataset from the Hugging Face Hub (``datasets.load_dataset``)."""
+def hub(path: str, name: str | None = None, revision: str | None = None, trust_remote_code: bool = False,
+        flatten: bool = False):
+    """A dataset from the Hugging Face Hub (``datasets.load_dataset``). ``flatten``: nested columns
+    become dotted ones (WMT's ``translation: {ro, en}`` -> ``translation.ro``, ``translation.en``)."""
     import datasets
 
     try:
-        return datasets.load_dataset(path, name, revision=revision)
+        loaded = datasets.load_dataset(path, name, revision=revision)
+        return loaded.flatten() if flatten else loaded
     except Exception as err:  # datasets raises many types; all mean "could not get it"
         raise TunelabError(
             f"Could not load the Hub dataset '{path}'{f' ({name})' if name else ''}: {type(err).__name__}: "
@@ -86,7 +89,8 @@ def _mr():
 from tunelab.data import corpora  # noqa: E402  (the task heads' corpora)
 
 BUILTIN = {"mr": _mr, "oanc_pos": corpora.oanc_pos, "hironsan_ner": corpora.hironsan_ner,
-           "lee_instructions": corpora.lee_instructions, "lee_qa": corpora.lee_qa}
+           "lee_instructions": corpora.lee_instructions, "lee_qa": corpora.lee_qa,
+           "celex_plurals": corpora.celex_plurals, "lee_summaries": corpora.lee_summaries}
 
 
 def builtin(name: str):

@@ -1,0 +1,404 @@
+"""Sequence-to-sequence generation (summarization, translation, string transduction).
+
+Rows hold ``text`` (the source) and ``target``. The model is the backbone's ``AutoModelForSeq2SeqLM``
+when it is an encoder-decoder (T5, BART, Marian, an exported bert2bert folder ...); an encoder-only
+backbone (BERT, MiniLM) becomes a bert2bert ``EncoderDecoderModel``: the encoder and the decoder
+both start from the backbone's weights. The decoder's new cross-attention starts as a copy of the
+same block's pretrained self-attention (``cross_attention: self``; its position-following heads let
+a decoder copy from the source early in training) or random (``random``, the Hugging Face default);
+what the checkpoint lacks (the LM-head transform, random cross-attention) is drawn with the seed
+``init_seed``, so a run's partial (PEFT) checkpoint finds the same weights again. bert2bert starts
+decoding from [CLS] and stops at [SEP].
+
+Labels are the target's tokens (a BERT tokenizer's leading [CLS] dropped: it is the decoder's start
+token) ending in the end-of-sequence token, truncated at ``max_target_length``; the loss is their
+token-mean cross-entropy (teacher forcing). Sources are truncated at ``max_source_length``
+(null: ``data.max_length``) after ``source_prefix`` is put before them (T5: "summarize: ").
+
+Validation and test generate with the settings under ``generation`` (``num_beams``,
+``max_new_tokens``, ``no_repeat_ngram_size``, ... any ``model.generate`` keyword); they are also
+written into the model's generation config, so an exported folder generates the same way. Metrics
+(0-100) compare the generated text with the target as the tokenizer gives it back (decoded labels,
+as the Hugging Face seq2seq examples do: an uncased tokenizer lowercases both sides): ``exact_match``
+(after collapsing whitespace), sacreBLEU ``bleu`` (corpus level) and ROUGE-1/2/L F1 (``rouge1``,
+``rouge2``, ``rougeL``; rouge-score with stemming, mean over rows). A few generated samples are
+printed after every validation and appended to ``<run>/samples.jsonl``.
+
+``char_level: true`` spells source and target as space-separated characters (a space of the text
+becomes ``_``) so a WordPiece model works letter by letter (e.g. singular -> plural); generated text
+is joined back before scoring and in predictions.
+
+Predict: every input ``text`` is a source; the answer is ``{"generated": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import Metric
+
+from tunelab.errors import TunelabError
+from tunelab.tasks.base import Task
+from tunelab.tasks.padding import PadCollator
+
+SCORES = ("exact_match", "bleu", "rouge1", "rouge2", "rougeL")
+SPACE = "_"  # a space of the text, in char_level spelling
+CROSS_ATTENTION_INITS = ("self", "random")  # bert2bert: copy each decoder block's self-attention, or random
+
+
+def spell(text: str) -> str:
+    """``"big cat"`` -> ``"b i g _ c a t"``."""
+    return " ".join(SPACE if ch == " " else ch for ch in " ".join(text.split()))
+
+
+def unspell(text: str) -> str:
+    """The inverse of ``spell`` on decoded text (decoders may drop or add spaces between characters)."""
+    return " ".join("".join(text.split()).split(SPACE)).strip()
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def exact_match(predictions: list[str], references: list[str]) -> float:
+    if not references:
+        return 0.0
+    return 100.0 * sum(_norm(p) == _norm(r) for p, r in zip(predictions, references)) / len(references)
+
+
+def bleu(predictions: list[str], references: list[str]) -> float:
+    import sacrebleu
+
+    return float(sacrebleu.corpus_bleu(predictions, [references]).score) if references else 0.0
+
+
+def _rouge_scorer():
+    """rouge-score imports absl, whose logging handler (created at import, attached to no logger here)
+    closes the stream it was created with whenever logging is reconfigured (Hydra does, once per job)
+    unless that stream is sys.stderr at that moment: under pytest's capture or a console wrapper (W&B)
+    it would close someone else's file. Point it at the process's own stderr, which it never closes."""
+    import sys
+
+    from absl import logging as absl_logging
+    from rouge_score import rouge_scorer
+
+    absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
+    return rouge_scorer
+
+
+def rouge(predictions: list[str], references: list[str], kind: str) -> float:
+    rouge_scorer = _rouge_scorer()
+    if not references:
+        return 0.0
+    scorer = rouge_scorer.RougeScorer([kind], use_stemmer=True)
+    return 100.0 * sum(scorer.score(r, p)[kind].fmeasure for p, r in zip(predictions, references)) / len(references)
+
+
+def score(name: str, predictions: list[str], references: list[str]) -> float:
+    if name == "exact_match":
+        return exact_match(predictions, references)
+    if name == "bleu":
+        return bleu(predictions, references)
+    if name in ("rouge1", "rouge2", "rougeL"):
+        return rouge(predictions, references, name)
+    raise TunelabError(f"Unknown seq2seq score '{name}'; the scores are {list(SCORES)}.")
+
+
+class GenerationMetric(Metric):
+    """One score over the (generated, reference) texts of a whole split. Texts are Python objects,
+    so this metric does not sync across processes."""
+
+    full_state_update = True
+
+    def __init__(self, name: str):
+        super().__init__()
+        if name not in SCORES:
+            raise TunelabError(f"Unknown seq2seq score '{name}'; the scores are {list(SCORES)}.")
+        self.name = name
+        self.add_state("pairs", default=[], dist_reduce_fx=None)
+
+    def __hash__(self) -> int:  # torchmetrics hashes the state, and these states hold strings
+        return id(self)
+
+    def _apply(self, fn, exclude_state=()):
+        # Lightning moves a logged metric to the device at every self.log: text is not a tensor to move
+        return super()._apply(fn, exclude_state=("pairs", *exclude_state))
+
+    def update(self, predictions: list[str], references: list[str]) -> None:
+        self.pairs.extend(zip(predictions, references))
+
+    def compute(self) -> torch.Tensor:
+        return torch.tensor(score(self.name, [p for p, _ in self.pairs], [r for _, r in self.pairs]))
+
+
+def _plain(value) -> dict:
+    from omegaconf import DictConfig, OmegaConf
+
+    return dict(OmegaConf.to_container(value, resolve=True)) if isinstance(value, DictConfig) else dict(value or {})
+
+
+class Seq2Seq(Task):
+    name = "seq2seq"
+    pipeline_task = None  # transformers 5 removed text2text-generation/summarization/translation pipelines
+    required_columns = ("text", "target")
+    non_model_keys = ("labels", "idx", "length")
+
+    def __init__(self, generation: dict | None = None, max_source_length: int | None = None,
+                 max_target_length: int = 64, source_prefix: str = "", char_level: bool = False,
+                 num_samples: int = 3, cross_attention: str = "self", init_seed: int = 0,
+                 metric: str = "val/rougeL", metric_mode: str = "max"):
+        super().__init__(metric, metric_mode)
+        from transformers import AutoModelForSeq2SeqLM
+
+        self.auto_class = AutoModelForSeq2SeqLM
+        self.generation = {"num_beams": 1, "max_new_tokens": max_target_length, "do_sample": False,
+                           **_plain(generation)}
+        if self.generation.get("max_new_tokens") is None:
+            self.generation["max_new_tokens"] = max_target_length
+        for key, value in (("max_target_length", max_target_length), ("max_source_length", max_source_length)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
+                raise TunelabError(f"task.{key} must be an integer >= 2, got {value!r}.")
+        self.max_source_length = max_source_length
+        self.max_target_length = max_target_length
+        self.source_prefix = source_prefix or ""
+        self.char_level = bool(char_level)
+        self.num_samples = num_samples
+        if cross_attention not in CROSS_ATTENTION_INITS:
+            raise TunelabError(f"task.cross_attention must be one of {list(CROSS_ATTENTION_INITS)}, "
+                               f"got {cross_attention!r}.")
+        self.cross_attention = cross_attention
+        self.init_seed = init_seed
+        self.tokenizer = None
+        self._samples: list[dict] = []
+
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "max_source_length": self.max_source_length,
+                "max_target_length": self.max_target_length, "source_prefix": self.source_prefix,
+                "char_level": self.char_level}
+
+    def state_dict(self) -> dict:
+        return {"char_level": self.char_level}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.char_level = state.get("char_level", self.char_level)
+
+    # ---- the model
+    def build_model(self, backbone: str, trust_remote_code: bool = False, pretrained: bool = True,
+                    dropout: dict | None = None, **kwargs):
+        from transformers import AutoConfig
+
+        from tunelab.backbone import check_remote_code, load_model, load_tokenizer, resolve_backbone
+
+        resolved = resolve_backbone(backbone)
+        check_remote_code(backbone, resolved, trust_remote_code)
+        try:
+            config = AutoConfig.from_pretrained(resolved, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, KeyError):  # load_model explains it
+            config = None
+        if config is None or getattr(config, "is_encoder_decoder", False):
+            model = load_model(self.auto_class, backbone, trust_remote_code=trust_remote_code, pretrained=pretrained,
+                               dropout=dropout, **kwargs)
+        else:
+            model = self._bert2bert(backbone, resolved, config, pretrained, dropout)
+        tokenizer = load_tokenizer(backbone, trust_remote_code=trust_remote_code)
+        self._special_tokens(model, tokenizer)
+        try:
+            unknown = model.generation_config.update(**self.generation)
+            if unknown:
+                raise ValueError(f"unknown keys {sorted(unknown)}")
+            model.generation_config.validate()
+        except (ValueError, TypeError) as err:
+            raise TunelabError(f"task.generation: {err}. The keys are model.generate's (num_beams, max_new_tokens, "
+                               "no_repeat_ngram_size, length_penalty, ...).") from None
+        return model
+
+    def _bert2bert(self, name: str, resolved: str, config, pretrained: bool, dropout: dict | None):
+        """An encoder-only backbone as encoder and decoder (cross-attention added: see ``cross_attention``)."""
+        import copy
+
+        from transformers import EncoderDecoderConfig, EncoderDecoderModel
+
+        from tunelab.backbone import dropout_overrides
+
+        archs = " ".join(getattr(config, "architectures", None) or [])
+        if getattr(config, "is_decoder", False) or re.search(r"ForCausalLM|LMHeadModel", archs):
+            raise TunelabError(f"Backbone '{name}' ({config.model_type}) is a decoder-only language model; "
+                               "task=seq2seq "
+                               "needs an encoder-decoder (T5, BART, ...) or an encoder (BERT-like, used as bert2bert). "
+                               "For a decoder-only model use task=causal_lm with data.columns.prompt.")
+        for key, value in dropout_overrides(config, **(dropout or {})).items():
+            setattr(config, key, value)
+        encoder_config = copy.deepcopy(config)
+        encoder_config.is_decoder, encoder_config.add_cross_attention = False, False
+        decoder_config = copy.deepcopy(config)
+        decoder_config.is_decoder, decoder_config.add_cross_attention = True, True
+        try:
+            with torch.random.fork_rng():
+                torch.manual_seed(self.init_seed)  # the new (random) weights are the same in every run
+                if not pretrained:  # the weights come from a checkpoint right after
+                    return EncoderDecoderModel(EncoderDecoderConfig.from_encoder_decoder_configs(encoder_config,
+                                                                                                 decoder_config))
+                model = EncoderDecoderModel.from_encoder_decoder_pretrained(
+                    resolved, resolved, encoder_config=encoder_config, decoder_config=decoder_config)
+        except (ValueError, TypeError, OSError, KeyError) as err:
+            raise TunelabError(f"Backbone '{name}' ({config.model_type}) cannot be used as a bert2bert "
+                               f"encoder-decoder: {str(err)[:400]}. Use an encoder-decoder backbone (T5, BART) or a "
+                               "BERT-like encoder.") from err
+        if self.cross_attention == "self":
+            copied = 0
+            for block in model.decoder.modules():
+                cross, own = getattr(block, "crossattention", None), getattr(block, "attention", None)
+                if cross is not None and own is not None and type(cross) is type(own):
+                    cross.load_state_dict(own.state_dict())
+                    copied += 1
+            if not copied:
+                raise TunelabError(f"task.cross_attention=self: the {config.model_type} decoder has no blocks with "
+                                   "'attention' and 'crossattention' of one type to copy. "
+                                   "Use task.cross_attention=random.")
+        return model
+
+    @staticmethod
+    def _special_tokens(model, tokenizer) -> None:
+        """bert2bert: start from [CLS], stop at [SEP], pad with [PAD]; others keep their own ids."""
+        config, gen = model.config, model.generation_config
+        if config.model_type == "encoder-decoder":
+            start = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+            eos = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+            if start is None or eos is None or tokenizer.pad_token_id is None:
+                raise TunelabError(f"The tokenizer {type(tokenizer).__name__} has no [CLS]/[SEP]/[PAD] "
+                                   "(or bos/eos/pad) "
+                                   "tokens for a bert2bert decoder to start, stop and pad with.")
+            config.decoder_start_token_id, config.eos_token_id = start, eos
+            config.pad_token_id, config.vocab_size = tokenizer.pad_token_id, config.decoder.vocab_size
+            gen.decoder_start_token_id, gen.bos_token_id = start, start
+            gen.eos_token_id, gen.pad_token_id = eos, tokenizer.pad_token_id
+        if getattr(config, "decoder_start_token_id", None) is None and gen.decoder_start_token_id is None:
+            raise TunelabError(f"The {config.model_type} model config has no decoder_start_token_id: "
+                               "it cannot generate.")
+        if gen.pad_token_id is None:
+            gen.pad_token_id = tokenizer.pad_token_id
+
+    # ---- features
+    def _target_ids(self, text: str, tokenizer) -> list[int]:
+        ids = tokenizer(text, truncation=True, max_length=self.max_target_length + 1)["input_ids"]
+        bert_style = tokenizer.bos_token_id is None and tokenizer.cls_token_id is not None
+        if bert_style and ids and ids[0] == tokenizer.cls_token_id:
+            ids = ids[1:]  # BERT: [CLS] is the decoder's start token, not a target
+        else:
+            ids = ids[:self.max_target_length]
+        eos = tokenizer.sep_token_id if tokenizer.bos_token_id is None and tokenizer.sep_token_id is not None \
+            else tokenizer.eos_token_id
+        if eos is not None and ids and ids[-1] != eos:  # truncated: keep the end-of-sequence token
+            ids = ids[:-1] + [eos]
+        return ids
+
+    def preprocess(self, examples, tokenizer, max_length):
+        sources, targets = examples["text"], examples.get("target")
+        features = {"input_ids": [], "attention_mask": [], "length": []}
+        if targets is not None:
+            features["labels"] = []
+        for i, source in enumerate(sources):
+            row = examples["idx"][i] if "idx" in examples else i
+            if not isinstance(source, str) or not source.strip():
+                raise TunelabError(f"Row {row}: empty source text ({source!r}): nothing to generate from. "
+                                   "Fill or drop that row.")
+            source = self.source_prefix + source
+            enc = tokenizer(spell(source) if self.char_level else source, truncation=True,
+                            max_length=self.max_source_length or max_length)
+            features["input_ids"].append(enc["input_ids"])
+            features["attention_mask"].append(enc["attention_mask"])
+            length = len(enc["input_ids"])
+            if targets is not None:
+                target = targets[i]
+                if not isinstance(target, str) or not target.strip():
+                    raise TunelabError(f"Row {row}: empty target text ({target!r}) for source {source[:60]!r}: "
+                                       "nothing to learn. Fill or drop that row.")
+                labels = self._target_ids(spell(target) if self.char_level else target, tokenizer)
+                features["labels"].append(labels)
+                length += len(labels)
+            features["length"].append(length)
+        return features
+
+    def collate(self, tokenizer):
+        self.tokenizer = tokenizer  # kept to decode generations
+        return PadCollator(tokenizer)
+
+    # ---- objective
+    @staticmethod
+    def decoder_inputs(model, labels: torch.Tensor) -> torch.Tensor:
+        """Labels shifted right behind the decoder start token; -100 becomes padding (teacher forcing)."""
+        from tunelab.tuning.parts import unwrap
+
+        config = unwrap(model).config
+        start = getattr(config, "decoder_start_token_id", None)
+        if start is None:
+            start = unwrap(model).generation_config.decoder_start_token_id
+        pad = getattr(config, "pad_token_id", None)
+        pad = 0 if pad is None else pad
+        shifted = labels.new_full(labels.shape, pad)
+        shifted[:, 1:] = labels[:, :-1]
+        shifted[:, 0] = start
+        return shifted.masked_fill(shifted == -100, pad)
+
+    def forward(self, model, batch):
+        inputs = self.model_inputs(batch)
+        if "labels" in batch:
+            outputs = model(**inputs, decoder_input_ids=self.decoder_inputs(model, batch["labels"]))
+        else:  # predict: nothing to score, only generate
+            outputs = type("Seq2SeqOutput", (), {})()
+        outputs.model = model  # update_metrics and postprocess generate with it
+        return outputs
+
+    def loss(self, outputs, batch):
+        logits = outputs.logits.float()
+        return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=-100)
+
+    # ---- generation
+    def decode(self, ids) -> str:
+        text = self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)
+        return unspell(text) if self.char_level else text.strip()
+
+    def generate(self, model, batch) -> list[str]:
+        from tunelab.tuning.parts import unwrap
+
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            out = unwrap(model).generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                         **self.generation)
+        model.train(was_training)
+        return [self.decode(row) for row in out]
+
+    def references(self, batch) -> list[str]:
+        return [self.decode(row[row != -100]) for row in batch["labels"]]
+
+    # ---- metrics
+    def metrics(self):
+        from torchmetrics import MetricCollection
+
+        return MetricCollection({name: GenerationMetric(name) for name in SCORES}, compute_groups=False)
+
+    def update_metrics(self, metrics, outputs, batch):
+        generated, references = self.generate(outputs.model, batch), self.references(batch)
+        metrics.update(generated, references)
+        for i in range(min(len(generated), self.num_samples - len(self._samples))):
+            self._samples.append({"source": self.decode(batch["input_ids"][i]), "generated": generated[i],
+                                  "reference": references[i]})
+
+    def on_eval_epoch_end(self, module, split):
+        samples, self._samples = self._samples, []
+        if split != "val" or not samples or module.trainer.sanity_checking:
+            return
+        lines = [{"epoch": module.current_epoch, "step": module.global_step, **s} for s in samples]
+        for line in lines:
+            print(f"[sample] {line['source'][:80]!r} -> {line['generated']!r} (reference {line['reference'][:80]!r})")
+        path = Path(module.trainer.default_root_dir) / "samples.jsonl"
+        with open(path, "a", encoding="utf-8") as f:
+            f.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+
+    def postprocess(self, outputs, batch):
+        return [{"generated": text} for text in self.generate(outputs.model, batch)]
