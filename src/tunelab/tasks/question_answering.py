@@ -19,10 +19,9 @@ import string
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import Metric
-
 from tunelab.errors import TunelabError
 from tunelab.tasks.base import Task
+from tunelab.tasks.object_metric import ObjectListMetric
 from tunelab.tasks.padding import PadCollator
 
 
@@ -71,32 +70,19 @@ def merge_windows(best: dict | None, window: dict, null_threshold: float = 0.0) 
     return {**window, "answer": answer}
 
 
-class SquadMetric(Metric):
-    """Exact match or token F1 over questions (windows of one question are merged first).
-    Candidates are Python objects, so this metric does not sync across processes."""
-
-    full_state_update = True
+class SquadMetric(ObjectListMetric):
+    """Exact match or token F1 over questions (windows of one question are merged first)."""
 
     def __init__(self, score: str = "f1", null_threshold: float = 0.0):
         super().__init__()
         self.score, self.null_threshold = score, null_threshold
-        # Python objects, so not a torchmetrics state: Lightning moves every logged metric to the
-        # loss's device on each log call (Metric._apply), which only works on tensor states.
-        self.windows: list[tuple[int, dict, list[str]]] = []
-
-    def __hash__(self) -> int:  # torchmetrics hashes the state, and these states hold dicts
-        return id(self)
 
     def update(self, windows: list[tuple[int, dict, list[str]]]) -> None:
-        self.windows.extend(windows)
-
-    def reset(self) -> None:
-        super().reset()
-        self.windows = []
+        self.items.extend(windows)
 
     def compute(self) -> torch.Tensor:
         merged, golds = {}, {}
-        for idx, window, gold in self.windows:
+        for idx, window, gold in self.items:
             merged[idx] = merge_windows(merged.get(idx), window, self.null_threshold)
             golds[idx] = gold
         scorer = exact_match if self.score == "exact_match" else token_f1

@@ -39,10 +39,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import Metric
 
 from tunelab.errors import TunelabError
 from tunelab.tasks.base import Task
+from tunelab.tasks.object_metric import ObjectListMetric
 from tunelab.tasks.padding import PadCollator
 
 SCORES = ("exact_match", "bleu", "rouge1", "rouge2", "rougeL")
@@ -108,31 +108,20 @@ def score(name: str, predictions: list[str], references: list[str]) -> float:
     raise TunelabError(f"Unknown seq2seq score '{name}'; the scores are {list(SCORES)}.")
 
 
-class GenerationMetric(Metric):
-    """One score over the (generated, reference) texts of a whole split. Texts are Python objects,
-    so this metric does not sync across processes."""
-
-    full_state_update = True
+class GenerationMetric(ObjectListMetric):
+    """One score over the (generated, reference) texts of a whole split."""
 
     def __init__(self, name: str):
         super().__init__()
         if name not in SCORES:
             raise TunelabError(f"Unknown seq2seq score '{name}'; the scores are {list(SCORES)}.")
         self.name = name
-        self.add_state("pairs", default=[], dist_reduce_fx=None)
-
-    def __hash__(self) -> int:  # torchmetrics hashes the state, and these states hold strings
-        return id(self)
-
-    def _apply(self, fn, exclude_state=()):
-        # Lightning moves a logged metric to the device at every self.log: text is not a tensor to move
-        return super()._apply(fn, exclude_state=("pairs", *exclude_state))
 
     def update(self, predictions: list[str], references: list[str]) -> None:
-        self.pairs.extend(zip(predictions, references))
+        self.items.extend(zip(predictions, references))
 
     def compute(self) -> torch.Tensor:
-        return torch.tensor(score(self.name, [p for p, _ in self.pairs], [r for _, r in self.pairs]))
+        return torch.tensor(score(self.name, [p for p, _ in self.items], [r for _, r in self.items]))
 
 
 def _plain(value) -> dict:
