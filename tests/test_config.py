@@ -74,3 +74,20 @@ def test_every_experiment_composes_and_runs_fast_dev_run(experiment, tiny_backbo
                             "data.cache=false")
     assert code == 0
     assert (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_no_tracked_file_holds_a_merge_conflict_marker():
+    # a merge left README tables half-resolved once; the docs are part of what the tests prove
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    markers = ("<<<<<<< ", ">>>>>>> ")
+    bad = []
+    for name in files:
+        path = ROOT / name
+        if path.suffix not in {".md", ".py", ".yaml", ".yml", ".toml", ".txt", ".cfg", ""} or not path.is_file():
+            continue
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if line.startswith(markers):
+                bad.append(f"{name}:{n}")
+    assert not bad, f"merge conflict markers left in: {bad}"
