@@ -49,3 +49,8 @@ def test_quick_benchmark_reports_every_number(tmp_path):
     assert report["cache"]["first"]["rows_tokenized"] > 0
     assert report["cache"]["second"] == {**report["cache"]["second"], "rows_tokenized": 0, "hit": True, "same_tokens": True}
     assert len(report["targets"]) == 10 and all(t["measured"] is not None for t in report["targets"])
+    # the paired per-round view of each speed ratio, and the CPU other processes took during each arm
+    assert all(len(t["per_round"]) == 1 for t in report["targets"][:4])
+    shares = [r["others_cpu_share"] for arm in ARMS for r in report["runs"][arm]]
+    assert all(0 <= s <= 1 for s in shares)
+    assert "Other processes' CPU while an arm ran" in (tmp_path / "q.md").read_text()
