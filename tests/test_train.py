@@ -123,3 +123,16 @@ def test_bf16_mixed_with_clipping_trains_with_the_default_fused_adamw(tiny_backb
     module = TuneModule(tiny_backbone, SequenceClassification(labels=["a", "b"]),
                         optimizer=partial(torch.optim.AdamW, lr=1e-3, fused=True))
     assert module.configure_optimizers().defaults["fused"] is True  # no trainer, no mixed precision: fused
+
+
+def test_callbacks_ema_saves_and_tests_the_averaged_weights(tiny_backbone, tmp_path):
+    """callbacks=ema: best.ckpt holds the exponential average of the weights (what validation saw),
+    the raw weights ride along as current_model_state, and the test ran on the average."""
+    run = tmp_path / "run"
+    assert train_in_process(*quick(tiny_backbone, run, "callbacks=ema", "callbacks.ema.decay=0.5",
+                                   "optimizer.lr=1e-2")) == 0
+    ckpt = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
+    averaged, raw = ckpt["state_dict"], ckpt["current_model_state"]
+    name = next(k for k in averaged if k.endswith("classifier.weight"))
+    assert not torch.equal(averaged[name], raw[name])  # 4 steps at lr 1e-2: the average lags the raw weights
+    assert "test/accuracy" in read_metrics(run)["metrics"]
