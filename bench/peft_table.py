@@ -1,6 +1,6 @@
 """The LoRA-paper-shaped table (experiments/mr_peft_*): run every row x seed, then summarise.
 
-    OMP_NUM_THREADS=1 nice -n 10 python bench/peft_table.py run --out /tmp/peft-table --seeds 1 2 3
+    OMP_NUM_THREADS=1 nice -n 10 python bench/peft_table.py run --out /tmp/peft-table --seeds 1 2 3 4 5
     python bench/peft_table.py table --out /tmp/peft-table      # the markdown table alone
 
 One thread per run: on the shared 2-core machine a 2-thread torch run spent most of its time
@@ -67,7 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["run", "table"])
     parser.add_argument("--out", type=Path, default=Path("outputs/peft-table"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--rows", nargs="+", default=list(ROWS))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
