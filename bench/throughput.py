@@ -137,7 +137,19 @@ def rates(res: dict, warmup: int) -> dict:
     rows, real, padded = (sum(b[i] for b in batches[warmup:]) for i in range(3))
     return {"samples_per_s": rows / seconds, "real_tokens_per_s": real / seconds,
             "padded_tokens_per_s": padded / seconds, "pad_fraction": 1 - real / padded,
-            "measured_steps": len(ends) - warmup, "measured_s": seconds}
+            "measured_steps": len(ends) - warmup, "measured_s": seconds, "measured_rows": rows,
+            "measured_real_tokens": real}
+
+
+def arm_warmup(arm: str, settings: dict) -> int:
+    """Steps not timed. The *_same arms step on identical batches, so any warm-up compares equal work.
+    The default arms do not: each orders one epoch its own way, and the rows that fall in the untimed
+    steps leave the timed window. Both length-grouped samplers put the longest batch first, and
+    Trainer's then runs its mega-batches longest to shortest, so excluding 5 steps dropped its 5 longest
+    batches but tunelab's longest and 4 random ones (3.7% fewer real tokens left in the Trainer's
+    window). Timing everything after the first step (one-time costs, the longest batch in both) leaves
+    the same rows, to within 1% of real tokens, in every default arm (`measured_real_tokens`)."""
+    return settings.get("default_warmup", settings["warmup"]) if arm.partition("+")[0] in DEFAULT else settings["warmup"]
 
 
 def run_training_arm(arm: str, rnd: int, seed: int, args, ctx: dict) -> dict:
@@ -149,7 +161,8 @@ def run_training_arm(arm: str, rnd: int, seed: int, args, ctx: dict) -> dict:
     if arm.startswith("tunelab") and test:  # accuracy as `tunelab train` reports it
         metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
         res["eval"]["accuracy"] = metrics["test/accuracy"]
-    res.update(rates(res, args.warmup), seed=seed, round=rnd, wall_s=wall)
+    res.update(rates(res, arm_warmup(arm, {"warmup": args.warmup, "default_warmup": args.default_warmup})),
+               seed=seed, round=rnd, wall_s=wall)
     print(f"  {arm:<16} seed {seed}: {res['samples_per_s']:6.1f} samples/s, first step {res['first_step_s']:5.1f} s"
           + (f", test acc {res['eval']['accuracy']:.3f}" if test else ""), flush=True)
     return res
@@ -176,7 +189,7 @@ def median_of(runs: list[dict], key: str, sub: str | None = None):
 
 def summarise(runs: dict[str, list[dict]]) -> dict:
     keys = ("samples_per_s", "real_tokens_per_s", "padded_tokens_per_s", "pad_fraction", "first_step_s",
-            "train_start_s", "peak_rss_mb")
+            "train_start_s", "peak_rss_mb", "measured_real_tokens")
     out = {}
     for arm, rs in runs.items():
         out[arm] = {k: median_of(rs, k) for k in keys}
@@ -197,6 +210,19 @@ def same_batches(runs: dict[str, list[dict]]) -> bool | None:
     if len(arms) < 2:
         return None
     return all(len({json.dumps(r["batches"][:len(r["step_end"])]) for r in rnd}) == 1 for rnd in zip(*arms))
+
+
+def paired_step_difference(runs: dict[str, list[dict]], a: str, b: str, warmup: int) -> dict | None:
+    """a's minus b's duration of the same timed step on the same batch, over every round (ms): the
+    per-step cost of one framework over the other, with the machine's slow spells mostly paired out."""
+    if a not in runs or b not in runs:
+        return None
+    diffs = []
+    for ra, rb in zip(runs[a], runs[b]):
+        da = [y - x for x, y in zip(ra["step_end"][warmup - 1:], ra["step_end"][warmup:])]
+        db = [y - x for x, y in zip(rb["step_end"][warmup - 1:], rb["step_end"][warmup:])]
+        diffs += [(x - y) * 1000 for x, y in zip(da, db)]
+    return {"median_ms": statistics.median(diffs), "mean_ms": statistics.mean(diffs), "steps": len(diffs)} if diffs else None
 
 
 def round_ratios(runs: dict[str, list[dict]], a: str, b: str) -> list[float]:
@@ -265,7 +291,7 @@ def markdown(report: dict) -> str:
              f"bytecode {m['bytecode']}.", "",
              f"MiniLM on MR, batch {s['batch_size']}, max length 128, AdamW lr {s['lr']}, seeds {s['seeds']}, "
              f"{s['repeats']} interleaved round(s); *_same arms: {s['warmup']} warm-up + {s['steps']} measured steps; "
-             f"default arms: {s['budget']} steps then test. Load average {report['load_average']['start']} at the start, "
+             f"default arms: {s['budget']} steps (timed after step {s.get('default_warmup', s['warmup'])}) then test. Load average {report['load_average']['start']} at the start, "
              f"{report['load_average']['end']} at the end{' (quick mode: plumbing, not numbers)' if s['quick'] else ''}.",
              ""]
     shares = {f"{arm} r{r['round'] + 1}": r["others_cpu_share"] for arm, rs in report.get("runs", {}).items()
@@ -284,11 +310,12 @@ def markdown(report: dict) -> str:
         met = "n/a" if t["met"] is None else ("✓" if t["met"] else "✗")
         per_round = ", ".join(f"{x:.3f}" for x in t.get("per_round") or [])
         lines.append(f"| {t['target']} | {fmt(t['measured'], 3)} | {t['goal']} | {met} | {per_round} |")
-    lines += ["", "| arm | samples/s | real tok/s | padded tok/s | padding | spawn -> train start s | spawn -> 1st step s "
-              "| peak RSS MB | test acc | eval samples/s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| arm | samples/s | real tok/s | padded tok/s | padding | timed real tokens | spawn -> train start s "
+              "| spawn -> 1st step s | peak RSS MB | test acc | eval samples/s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for arm, v in report["summary"].items():
         lines.append(f"| {arm} | {fmt(v['samples_per_s'], 1)} | {fmt(v['real_tokens_per_s'], 0)} | "
-                     f"{fmt(v['padded_tokens_per_s'], 0)} | {fmt(v['pad_fraction'] * 100, 0)}% | {fmt(v['train_start_s'], 1)} | "
+                     f"{fmt(v['padded_tokens_per_s'], 0)} | {fmt(v['pad_fraction'] * 100, 0)}% | {fmt(v.get('measured_real_tokens'), 0)} | "
+                     f"{fmt(v['train_start_s'], 1)} | "
                      f"{fmt(v['first_step_s'], 1)} | {fmt(v['peak_rss_mb'], 0)} | {fmt(v.get('test_accuracy'), 3)} | "
                      f"{fmt(v.get('eval_samples_per_s'), 1)} |")
     for name, overrides in s.get("levers", {}).items():
@@ -299,6 +326,12 @@ def markdown(report: dict) -> str:
                          f"{s['lever_on']} samples/s" + (f", test accuracy {fmt(lever['test_accuracy'], 3)} vs "
                                                          f"{fmt(base['test_accuracy'], 3)}." if 'test_accuracy' in base else "."))
     st, c = report["startup"], report["cache"]
+    paired = [(b, paired_step_difference(report["runs"], "tunelab_same", b, s["warmup"])) for b in ("hf_same", "raw_same")]
+    paired = [(b, d) for b, d in paired if d]
+    if paired:
+        lines += ["", "Paired per-step cost on identical batches (tunelab_same's step minus the other's, same step, "
+                  "every round): " + "; ".join(f"vs {b} median {d['median_ms']:+.1f} ms, mean {d['mean_ms']:+.1f} ms "
+                                                 f"over {d['steps']} steps" for b, d in paired) + "."]
     lines += ["", f"Identical batches in the *_same arms: {fmt(report['same_batches'])}. "
               f"`Trainer.predict()` rows in input order under group_by_length: "
               f"{fmt(report['summary'].get('hf_grouped', {}).get('predict_rows_in_input_order'))}.", "",
@@ -332,7 +365,12 @@ def parse(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a few steps of every arm, 1 seed (CI: does it still run?)")
     ap.add_argument("--steps", type=int, help="measured steps of the *_same arms (default 40; quick 4)")
-    ap.add_argument("--warmup", type=int, help="steps not timed (default 5; quick 1)")
+    ap.add_argument("--warmup", type=int, help="steps of the *_same arms not timed (default 5; quick 1)")
+    ap.add_argument("--default-warmup", type=int, default=1,
+                    help="steps of the default arms not timed (default 1: see arm_warmup)")
+    ap.add_argument("--resummarize", type=Path, metavar="JSON",
+                    help="recompute the summary, targets and Markdown of a finished run from its raw per-step "
+                         "clocks (e.g. after a change to how they are summarised); nothing is run")
     ap.add_argument("--budget", type=int, help="training steps of the default arms before the test (default 100; quick 5)")
     ap.add_argument("--seeds", type=int, nargs="+", help="one per round (default 1 2 3 4 5; quick 1)")
     ap.add_argument("--repeats", type=int, help="rounds (default: one per seed); round r uses seeds[r %% len]")
@@ -372,7 +410,7 @@ def parse(argv):
             ap.error(f"--lever wants NAME:OVERRIDES, got {lever!r}")
         args.levers[name] = overrides.split()
     args.arms = [a for a in wanted if a != "predict"] + [f"{args.lever_on}+{name}" for name in args.levers]
-    if args.budget <= args.warmup:
+    if args.budget <= max(args.warmup, args.default_warmup):
         ap.error("--budget must exceed --warmup")
     return args
 
@@ -386,8 +424,46 @@ def run_predict(args, ctx: dict) -> dict:
     return predict
 
 
+def summarise_report(report: dict) -> None:
+    """Summary, start-up and targets from a report's raw numbers (runs, cache, predict, raw_startup)."""
+    runs, cache, predict = report["runs"], report["cache"], report["predict"]
+    for arm, rs in runs.items():  # rates again from the per-step clocks, with this file's warm-up rule
+        for r in rs:
+            r.update(rates(r, arm_warmup(arm, report["settings"])))
+    summary = summarise(runs)
+    tl = summary.get("tunelab_default") or summary.get("tunelab_same") or {}  # the default command's if it ran
+    tl_first = tl.get("first_step_s")
+    help_s, imports = report["raw_startup"]["help_runs_s"], report["raw_startup"]["bare_import_runs_s"]
+    startup = {"help_s": statistics.median(help_s), "help_runs_s": help_s, "bare_import_s": statistics.median(imports),
+               "bare_import_runs_s": imports, "tunelab_first_step_s": tl_first,
+               # the part of the start-up that is tunelab's doing: all but the first step's own compute
+               "tunelab_train_start_s": tl.get("train_start_s"),
+               # the floor: a raw PyTorch loop pays the same imports, model load and first step
+               "raw_first_step_s": summary.get("raw_same", {}).get("first_step_s")}
+    extra = {"help_s": startup["help_s"], "retokenized_rows": cache["second"]["rows_tokenized"],
+             "first_step_over_import": tl_first / startup["bare_import_s"] if tl_first else None,
+             "predict_over_pipeline": predict["samples_per_s"]["tunelab"] / max(
+                 predict["samples_per_s"]["pipeline_same_batch"], predict["samples_per_s"]["pipeline_default_batch"])
+             if predict else None}
+    report.update(complete=True, summary=summary, same_batches=same_batches(runs), startup=startup,
+                  targets=targets(summary, extra, runs))
+
+
+def resummarize(path: Path) -> int:
+    report = json.loads(path.read_text())
+    report["settings"].setdefault("default_warmup", 1)
+    if "raw_startup" not in report:  # written before raw_startup existed: the runs are under startup
+        report["raw_startup"] = {k: report["startup"][k] for k in ("help_runs_s", "bare_import_runs_s")}
+    summarise_report(report)
+    write_report(report, path.parent, path.stem)
+    print(markdown(report))
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse(argv)
+    if args.resummarize:
+        return resummarize(args.resummarize)
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="tunelab-bench-"))
     print(f"work folder {work}", flush=True)
@@ -400,6 +476,7 @@ def main(argv=None) -> int:
     report = {"name": args.name, "complete": False, "machine": info,
               "load_average": {"start": [round(x, 2) for x in os.getloadavg()]},
               "settings": {**SETTINGS, "max_length": 128, "quick": args.quick, "steps": args.steps, "warmup": args.warmup,
+                           "default_warmup": args.default_warmup,
                            "budget": args.budget, "seeds": args.seeds, "repeats": args.repeats, "arms": args.arms,
                            "levers": args.levers, "lever_on": args.lever_on, "tunelab_overrides": args.tunelab_override,
                            "predict_rows": args.predict_rows}}
@@ -421,22 +498,9 @@ def main(argv=None) -> int:
         report["runs"] = runs
         write_report(report, args.out, args.name)  # a partial record survives a crash
     predict = run_predict(args, ctx) if args.predict else None
-    summary = summarise(runs)
-    tl = summary.get("tunelab_default") or summary.get("tunelab_same") or {}  # the default command's if it ran
-    tl_first = tl.get("first_step_s")
-    startup = {"help_s": statistics.median(help_s), "help_runs_s": help_s, "bare_import_s": statistics.median(imports),
-               "bare_import_runs_s": imports, "tunelab_first_step_s": tl_first,
-               # the part of the start-up that is tunelab's doing: all but the first step's own compute
-               "tunelab_train_start_s": tl.get("train_start_s"),
-               # the floor: a raw PyTorch loop pays the same imports, model load and first step
-               "raw_first_step_s": summary.get("raw_same", {}).get("first_step_s")}
-    extra = {"help_s": startup["help_s"], "retokenized_rows": cache["second"]["rows_tokenized"],
-             "first_step_over_import": tl_first / startup["bare_import_s"] if tl_first else None,
-             "predict_over_pipeline": predict["samples_per_s"]["tunelab"] / max(
-                 predict["samples_per_s"]["pipeline_same_batch"], predict["samples_per_s"]["pipeline_default_batch"])
-             if predict else None}
-    report.update(complete=True, summary=summary, same_batches=same_batches(runs), startup=startup, predict=predict,
-                  targets=targets(summary, extra, runs), wall_s=time.perf_counter() - started)
+    report.update(predict=predict, raw_startup={"help_runs_s": help_s, "bare_import_runs_s": imports})
+    summarise_report(report)
+    report["wall_s"] = time.perf_counter() - started
     report["load_average"]["end"] = [round(x, 2) for x in os.getloadavg()]
     write_report(report, args.out, args.name)
     print("\n" + markdown(report))

@@ -54,3 +54,12 @@ def test_quick_benchmark_reports_every_number(tmp_path):
     shares = [r["others_cpu_share"] for arm in ARMS for r in report["runs"][arm]]
     assert all(0 <= s <= 1 for s in shares)
     assert "Other processes' CPU while an arm ran" in (tmp_path / "q.md").read_text()
+
+    # --resummarize recomputes the same report from the stored per-step clocks, running nothing
+    before = json.loads((tmp_path / "q.json").read_text())
+    again = subprocess.run([sys.executable, str(ROOT / "bench" / "throughput.py"), "--resummarize", str(tmp_path / "q.json")],
+                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    after = json.loads((tmp_path / "q.json").read_text())
+    assert [t["measured"] for t in after["targets"]] == [t["measured"] for t in before["targets"]]
+    assert "Paired per-step cost on identical batches" in (tmp_path / "q.md").read_text()
