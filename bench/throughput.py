@@ -161,8 +161,7 @@ def run_training_arm(arm: str, rnd: int, seed: int, args, ctx: dict) -> dict:
     if arm.startswith("tunelab") and test:  # accuracy as `tunelab train` reports it
         metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
         res["eval"]["accuracy"] = metrics["test/accuracy"]
-    res.update(rates(res, arm_warmup(arm, {"warmup": args.warmup, "default_warmup": args.default_warmup})),
-               seed=seed, round=rnd, wall_s=wall)
+    res.update(rates(res, arm_warmup(arm, vars(args))), seed=seed, round=rnd, wall_s=wall)
     print(f"  {arm:<16} seed {seed}: {res['samples_per_s']:6.1f} samples/s, first step {res['first_step_s']:5.1f} s"
           + (f", test acc {res['eval']['accuracy']:.3f}" if test else ""), flush=True)
     return res
@@ -217,11 +216,11 @@ def paired_step_difference(runs: dict[str, list[dict]], a: str, b: str, warmup: 
     per-step cost of one framework over the other, with the machine's slow spells mostly paired out."""
     if a not in runs or b not in runs:
         return None
-    diffs = []
-    for ra, rb in zip(runs[a], runs[b]):
-        da = [y - x for x, y in zip(ra["step_end"][warmup - 1:], ra["step_end"][warmup:])]
-        db = [y - x for x, y in zip(rb["step_end"][warmup - 1:], rb["step_end"][warmup:])]
-        diffs += [(x - y) * 1000 for x, y in zip(da, db)]
+    def durations(run: dict) -> list[float]:  # each timed step, from the end of the one before
+        ends = run["step_end"][warmup - 1:]
+        return [y - x for x, y in zip(ends, ends[1:])]
+
+    diffs = [(x - y) * 1000 for ra, rb in zip(runs[a], runs[b]) for x, y in zip(durations(ra), durations(rb))]
     return {"median_ms": statistics.median(diffs), "mean_ms": statistics.mean(diffs), "steps": len(diffs)} if diffs else None
 
 

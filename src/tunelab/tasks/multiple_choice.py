@@ -14,26 +14,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import Metric
 
 from tunelab.errors import TunelabError
 from tunelab.tasks.base import Task
-
-
-class ChoiceAccuracy(Metric):
-    full_state_update = False
-
-    def __init__(self):
-        super().__init__()
-        self.add_state("correct", default=torch.tensor(0), dist_reduce_fx="sum")
-        self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
-
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        self.correct += (preds == target).sum()
-        self.total += target.numel()
-
-    def compute(self) -> torch.Tensor:
-        return self.correct.float() / self.total.clamp(min=1)
 
 
 class ChoiceCollator:
@@ -130,12 +113,14 @@ class MultipleChoice(Task):
         return F.cross_entropy(self.scores(outputs, batch), batch["labels"])
 
     def metrics(self):
-        from torchmetrics import MetricCollection
+        from torchmetrics import MeanMetric, MetricCollection
 
-        return MetricCollection({"accuracy": ChoiceAccuracy()})
+        # accuracy = the mean of per-row hits; rows may have different numbers of choices, so a
+        # fixed-num_classes MulticlassAccuracy does not fit
+        return MetricCollection({"accuracy": MeanMetric()})
 
     def update_metrics(self, metrics, outputs, batch):
-        metrics.update(self.scores(outputs, batch).argmax(-1), batch["labels"])
+        metrics.update((self.scores(outputs, batch).argmax(-1) == batch["labels"]).float())
 
     def postprocess(self, outputs, batch):
         probs = torch.softmax(self.scores(outputs, batch), -1)

@@ -320,6 +320,8 @@ class Seq2Seq(Task):
     @staticmethod
     def decoder_inputs(model, labels: torch.Tensor) -> torch.Tensor:
         """Labels shifted right behind the decoder start token; -100 becomes padding (teacher forcing)."""
+        from transformers.models.encoder_decoder.modeling_encoder_decoder import shift_tokens_right
+
         from tunelab.tuning.parts import unwrap
 
         config = unwrap(model).config
@@ -327,11 +329,7 @@ class Seq2Seq(Task):
         if start is None:
             start = unwrap(model).generation_config.decoder_start_token_id
         pad = getattr(config, "pad_token_id", None)
-        pad = 0 if pad is None else pad
-        shifted = labels.new_full(labels.shape, pad)
-        shifted[:, 1:] = labels[:, :-1]
-        shifted[:, 0] = start
-        return shifted.masked_fill(shifted == -100, pad)
+        return shift_tokens_right(labels, 0 if pad is None else pad, start)
 
     def forward(self, model, batch):
         inputs = self.model_inputs(batch)
