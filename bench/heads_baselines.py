@@ -6,7 +6,8 @@ Tagging: the single majority tag, and each word's most frequent training tag (un
 the majority tag). BIO NER: every word tagged with its most frequent training tag (entity F1).
 The untuned-model baseline of the causal LM is a run with +trainer.limit_train_batches=0.
 Seq2seq: copy the input; plurals also "append s"; summaries also the body's first sentence
-(lead-of-body). Scored like the task scores generations: references are the decoded labels and every
+(lead-of-body), and the oracle sentence (the body sentence closest to the reference: what the best
+one-sentence extract could score). Scored like the task scores generations: references are the decoded labels and every
 guess goes through the same tokenizer round trip (an uncased tokenizer lowercases both sides).
 """
 
@@ -91,6 +92,11 @@ def seq2seq_baselines(test, task, tokenizer, max_length: int) -> dict:
         guesses["append_s"] = [t + "s" for t in test["text"]]
     else:
         guesses["lead_of_body"] = [sentences(t)[0] for t in test["text"]]
+
+        def best_sentence(text: str, reference: str) -> str:  # peeks at the reference: a ceiling, not a baseline
+            return max(sentences(text), key=lambda s: score("rougeL", [roundtrip(s)], [reference]))
+
+        guesses["oracle_sentence"] = [best_sentence(t, r) for t, r in zip(test["text"], references)]
     return {f"{guess}_{name}": score(name, [roundtrip(g) for g in texts], references)
             for guess, texts in guesses.items() for name in SCORES}
 
