@@ -1,6 +1,6 @@
 # The README's two commands:
 #   make run    create .venv, install everything, fetch the offline assets, train the default experiment
-#   make test   the same set-up (if not done yet), then the whole test suite
+#   make test   the same set-up (if not done yet) plus the corpora the tests read, then the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
