@@ -6,9 +6,10 @@ Tagging: the single majority tag, and each word's most frequent training tag (un
 the majority tag). BIO NER: every word tagged with its most frequent training tag (entity F1).
 The untuned-model baseline of the causal LM is a run with +trainer.limit_train_batches=0.
 Seq2seq: copy the input; plurals also "append s"; summaries also the body's first sentence
-(lead-of-body), and the oracle sentence (the body sentence closest to the reference: what the best
-one-sentence extract could score). Scored like the task scores generations: references are the decoded labels and every
-guess goes through the same tokenizer round trip (an uncased tokenizer lowercases both sides).
+(lead-of-body) and the oracle sentence (the body sentence closest to the reference: what the best
+one-sentence extract could score). Scored like the task scores generations: references are the
+decoded labels and every guess goes through the same tokenizer round trip (an uncased tokenizer
+lowercases both sides).
 """
 
 from __future__ import annotations
