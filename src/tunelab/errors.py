@@ -20,3 +20,25 @@ def did_you_mean(name: str, choices) -> str:
 
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
     return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def check_writable(folder, what: str, fix: str):
+    """Create ``folder`` (with its parents) and a file in it, or raise a TunelabError naming ``what`` and ``fix``.
+
+    A real try rather than ``os.access``: root passes every permission check, while a read-only
+    mount, a full disk or a path through a file still fail; this finds all of them.
+    """
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".tunelab-write-test-"):
+            pass
+    except OSError as err:
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        reason = (f"{blocker} is a file, not a folder" if blocker is not None
+                  else "the disk is full" if err.errno == 28 else err.strerror or str(err))
+        raise TunelabError(f"Cannot write {what} '{folder}': {reason}. {fix}") from None
+    return folder

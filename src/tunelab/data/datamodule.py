@@ -22,10 +22,11 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
+from tunelab.data.checks import check_labels
 from tunelab.data.samplers import LengthGroupedSampler, SortedSampler
+from tunelab.data.splits import SPLITS, carve_missing, kfold
 from tunelab.errors import TunelabError
 
-SPLITS = ("train", "validation", "test")
 CACHE_FORMAT = 1  # bump when the cached layout changes
 
 
@@ -63,6 +64,7 @@ class TuneDataModule(L.LightningDataModule):
         name: str | None = None,
         num_folds: int | None = None,
         fold: int = 0,
+        trust_remote_code: bool = False,
     ):
         super().__init__()
         for key, value in (("batch_size", batch_size), ("max_length", max_length)):
@@ -79,6 +81,7 @@ class TuneDataModule(L.LightningDataModule):
         self.loader = loader
         self.task = task
         self._tokenizer = tokenizer
+        self.trust_remote_code = trust_remote_code  # model.trust_remote_code: the tokenizer may ship code too
         # a list maps several source columns onto one list-valued column (multiple choice: the endings)
         self.columns = {canon: src if src is None or isinstance(src, str) else [str(s) for s in src]
                         for canon, src in dict(columns or {"text": "text", "label": "label"}).items()}
@@ -106,7 +109,7 @@ class TuneDataModule(L.LightningDataModule):
         if isinstance(self._tokenizer, str):
             from tunelab.backbone import load_tokenizer
 
-            self._tokenizer = load_tokenizer(self._tokenizer)
+            self._tokenizer = load_tokenizer(self._tokenizer, trust_remote_code=self.trust_remote_code)
         return self._tokenizer
 
     # ---- cache key
@@ -157,7 +160,9 @@ class TuneDataModule(L.LightningDataModule):
         if "train" not in raw:
             raise TunelabError(f"Data source '{self.name}' has no 'train' split (it has {list(raw)}).")
         raw = datasets.DatasetDict({k: v for k, v in raw.items() if k in SPLITS})
-        return self._create_missing_splits(self._rename_columns(raw))
+        raw = self._rename_columns(raw)
+        check_labels(raw, self.task, self.columns.get("label"), self.name)
+        return self._create_missing_splits(raw)
 
     def _rename_columns(self, raw):
         wanted = {canon: src for canon, src in self.columns.items() if src is not None}
@@ -195,42 +200,12 @@ class TuneDataModule(L.LightningDataModule):
 
         return datasets.DatasetDict(out)
 
-    def _kfold(self, raw):
-        """Cross-validation: fold ``fold`` of ``num_folds`` (seeded by split_seed) is the test split; validation
-        is carved by the validation share of split_ratios from the folds after it (fold+1, fold+2, ...,
-        in rotation); train is the rest. Rotating means no two folds' runs share a training set and every
-        example is trained on equally often across the runs."""
-        import datasets
-
-        pool = raw["train"]
-        order = np.random.default_rng(self.split_seed).permutation(len(pool))
-        folds = np.array_split(order, self.num_folds)
-        test = folds[self.fold]
-        rest = np.concatenate([folds[(self.fold + j) % self.num_folds] for j in range(1, self.num_folds)])
-        n_val = int(round(len(rest) * self.split_ratios[1] / (self.split_ratios[0] + self.split_ratios[1])))
-        cuts = {"train": rest[n_val:], "validation": rest[:n_val], "test": test}
-        return datasets.DatasetDict({s: pool.select(np.sort(idx)) for s, idx in cuts.items()})
-
     def _create_missing_splits(self, raw):
         import datasets
 
         if self.num_folds:
-            raw = self._kfold(raw)
-        missing = [s for s in SPLITS if s not in raw]
-        if missing:
-            pool = raw["train"]
-            order = np.random.default_rng(self.split_seed).permutation(len(pool))
-            share = dict(zip(SPLITS, self.split_ratios))
-            # the missing splits take their share of the pool; train keeps the rest
-            total = share["train"] + sum(share[s] for s in missing)
-            start = 0
-            cuts = {}
-            for split in missing:
-                n = int(round(len(pool) * share[split] / total))
-                cuts[split] = order[start:start + n]
-                start += n
-            cuts["train"] = order[start:]
-            raw = datasets.DatasetDict({**raw, **{s: pool.select(np.sort(idx)) for s, idx in cuts.items()}})
+            raw = kfold(raw["train"], self.num_folds, self.fold, self.split_ratios, self.split_seed)
+        raw = datasets.DatasetDict(carve_missing(raw, self.split_ratios, self.split_seed))
         for split, n in self.max_samples.items():
             if n is not None and split in raw and len(raw[split]) > n:  # a seeded random subset, not the head
                 keep = np.sort(np.random.default_rng(self.split_seed).permutation(len(raw[split]))[:int(n)])
@@ -261,19 +236,40 @@ class TuneDataModule(L.LightningDataModule):
         datasets.disable_progress_bars()  # small corpora tokenize in seconds; the bars were noise
 
         raw = self._raw_splits()
+        if len(raw["train"]) == 0:  # before fit_labels, which would report "a single label []"
+            raise TunelabError(f"The train split of '{self.name}' is empty. Check data.split_ratios, "
+                               "data.max_samples and the source files.")
         self.task.fit_labels(raw["train"])
         return datasets.DatasetDict({split: self._tokenize(raw[split], split) for split in SPLITS})
 
+    def _cached(self) -> bool:
+        return (self.cache_path / "task_state.json").exists()
+
     def prepare_data(self):
-        """Tokenize once into the cache (Lightning calls this on one process only)."""
-        if self.cache and not (self.cache_path / "task_state.json").exists():
+        """Tokenize once into the cache. Lightning calls this on one process per node, but two jobs of a
+        sweep (or two nodes sharing a disk) can build the same key at once: a file lock per key lets one
+        build while the others wait, then read what it wrote."""
+        if not self.cache or self._cached():
+            return
+        from filelock import FileLock
+
+        from tunelab.errors import check_writable
+
+        check_writable(self.cache_path.parent, "the tokenization cache",
+                       "Set TUNELAB_CACHE to a writable folder, or data.cache=false to tokenize without caching.")
+        with FileLock(str(self.cache_path) + ".lock"):
+            if self._cached():  # another process built it while this one waited
+                return
             splits = self._build()
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.cache_path.parent))
-            splits.save_to_disk(str(tmp / "splits"))
-            (tmp / "task_state.json").write_text(json.dumps(self.task.state_dict()))
-            shutil.rmtree(self.cache_path, ignore_errors=True)
-            tmp.rename(self.cache_path)  # atomic: a half-written cache is never picked up
+            try:
+                splits.save_to_disk(str(tmp / "splits"))
+                (tmp / "task_state.json").write_text(json.dumps(self.task.state_dict()))
+                # only a leftover without task_state.json can be here (a complete entry returned above)
+                shutil.rmtree(self.cache_path, ignore_errors=True)
+                tmp.rename(self.cache_path)  # atomic: a half-written cache is never picked up
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
             self.splits = splits
 
     def setup(self, stage: str | None = None):

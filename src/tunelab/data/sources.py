@@ -35,28 +35,14 @@ def files(train: str, validation: str | None = None, test: str | None = None, de
     """Local CSV / TSV / JSON / JSONL / parquet files, one per split (validation/test optional)."""
     import datasets
 
+    from tunelab.data import checks
+
     paths = {k: v for k, v in {"train": train, "validation": validation, "test": test}.items() if v}
     suffixes = set()
     for split, path in paths.items():
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise TunelabError(f"The {split} file '{path}' does not exist (data.loader.{split}). Check the path.")
-        if p.stat().st_size == 0:
-            raise TunelabError(f"The {split} file '{path}' is empty.")
+        p = checks.check_file(split, path)
         if p.suffix.lower() not in FILE_FORMATS:
             raise TunelabError(f"The {split} file '{path}' has suffix '{p.suffix}'; tunelab reads {sorted(FILE_FORMATS)}.")
-        try:
-            with open(p, "rb") as f:
-                head = f.read(1 << 16)
-            if p.suffix.lower() != ".parquet":
-                head.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise TunelabError(
-                f"The {split} file '{path}' is not UTF-8 text (byte {err.start}: {head[err.start:err.start + 4]!r}). "
-                "Re-encode it as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
-            ) from err
-        except OSError as err:
-            raise TunelabError(f"Cannot read the {split} file '{path}': {err}.") from err
         suffixes.add(FILE_FORMATS[p.suffix.lower()])
     if len(suffixes) > 1:
         raise TunelabError(f"All data files must have the same format; got {sorted(suffixes)}.")
@@ -64,10 +50,21 @@ def files(train: str, validation: str | None = None, test: str | None = None, de
     kwargs = {}
     if fmt == "csv":
         kwargs["delimiter"] = delimiter or ("\t" if Path(train).suffix.lower() == ".tsv" else ",")
+    for split, path in paths.items():  # file:line and the cause, which datasets' own error leaves out
+        p = Path(path).expanduser()
+        try:
+            if fmt != "parquet":
+                checks.check_utf8(split, p)
+            if fmt == "csv":
+                checks.check_csv(split, p, kwargs["delimiter"])
+            elif fmt == "json":
+                checks.check_json(split, p)
+        except OSError as err:
+            raise TunelabError(f"Cannot read the {split} file '{path}': {err}.") from err
     try:
         return datasets.load_dataset(fmt, data_files={k: str(Path(v).expanduser()) for k, v in paths.items()}, **kwargs)
     except Exception as err:
-        raise TunelabError(f"Could not parse the data files {paths} as {fmt}: {type(err).__name__}: {str(err)[:500]}") from err
+        raise TunelabError(f"Could not parse the data files {paths} as {fmt}: {checks.root_cause(err)}") from err
 
 
 # ---- built-in offline corpora (fetched by `tunelab assets`)
