@@ -108,11 +108,16 @@ def flat_config(cfg) -> dict:
 def log_config(loggers, cfg, run_info: dict | None = None) -> None:
     """Every logger records the run's full config (W&B config, CSV hparams.yaml, TensorBoard hparams)
     and the run metadata, with secrets masked."""
-    from tunelab.secrets import scrub
+    from tunelab.secrets import masked_argv, scrub
 
     if loggers:
         params = scrub({**flat_config(cfg), **({"run": run_info} if run_info else {})})
         for logger in loggers:
+            if type(logger).__name__ == "WandbLogger":
+                # W&B records sys.argv in the run's metadata when the run starts (the first use of
+                # .experiment, here): let it see the command line with secrets masked
+                with masked_argv():
+                    logger.experiment
             logger.log_hyperparams(params)
 
 
