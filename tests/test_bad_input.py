@@ -51,6 +51,17 @@ def _cases(tmp):
         "bad split ratios": (["data.split_ratios=[0.5,0.2,0.2]"], r"data.split_ratios must be three non-negative numbers"),
         "checkpoint name escapes the run": (["callbacks.model_checkpoint.filename=../../escaped"], r"must be a plain file name"),
         "assets missing": (["model.backbone=minilm", f"+env_cache={tmp / 'empty-cache'}"], r"The offline asset '\w+' .* is not in the cache .*empty-cache.*Fetch it with:  tunelab assets"),
+        "metric typo": (["task.metric=val/acc"], r"task.metric=val/acc is not a metric this task logs. Did you mean 'val/accuracy'\?"),
+        "metric typo, no validation": (["task.metric=val/acc", "+trainer.limit_val_batches=0"], r"task.metric=val/acc is not a metric"),
+        "max_steps 0": (["trainer.max_steps=0"], r"trainer.max_steps=0 is out of range \(must be > 0 or -1 for no limit"),
+        "max_steps not a number": (["trainer.max_steps=abc"], r"trainer.max_steps must be a number, got 'abc'"),
+        "unknown optimizer key": (["+optimizer.lrr=1e-4"], r"torch.optim.AdamW takes no argument 'lrr' \(optimizer.lrr: Did you mean 'lr'\?\)"),
+        "another optimizer's settings": (["optimizer._target_=torch.optim.SGD"], r"torch.optim.SGD takes no argument 'betas', 'eps' "
+                                         r"\(optimizer.betas comes from the optimizer config: remove it with ~optimizer.betas.*optimizer=sgd"),
+        "train sampled to nothing": (["data.max_samples.train=0"], r"The train split of 'mr' is empty"),
+        "cache is a file": (["model.backbone=minilm", f"+env_cache={good}"], r"TUNELAB_CACHE=.*good.csv is a file, not a folder.*tunelab assets \w+"),
+        "cache not writable": (["data=files", f"data.loader.train={good}", "data.cache=true", f"+env_cache={good}/sub"],
+                               r"Cannot write the tokenization cache '.*sub/tokenized': .*good.csv is a file, not a folder.*data.cache=false"),
     }
 
 
@@ -101,7 +112,8 @@ CASE_NAMES = [
     # config
     "typo in a config key", "unknown group option", "unknown top-level key", "wrong type for lr", "negative learning rate",
     "batch size 0", "missing required value", "infinite learning rate", "wrong type for max_epochs", "bad split ratios",
-    "checkpoint name escapes the run",
+    "checkpoint name escapes the run", "metric typo", "metric typo, no validation", "max_steps 0", "max_steps not a number",
+    "unknown optimizer key", "another optimizer's settings", "train sampled to nothing",
     # data
     "missing column", "unknown label in test", "unreadable file", "missing file", "empty split", "unknown built-in dataset",
     "empty file", "None text", "label id out of range",
@@ -109,26 +121,41 @@ CASE_NAMES = [
     "bad backbone path", "checkpoint of another head", "checkpoint of another backbone", "missing checkpoint",
     "truncated checkpoint", "backbone needs trust_remote_code", "corrupt weights file",
     # environment
-    "hub id while offline", "assets missing"]
+    "hub id while offline", "assets missing", "cache is a file", "cache not writable"]
 
 
-@pytest.mark.parametrize("name", CASE_NAMES)
-def test_bad_input_is_one_clear_message(name, cases, tiny_backbone, tmp_path, capsys, monkeypatch):
-    overrides, message = cases[name]
+# rejected by Hydra while it composes the config, before tunelab's train() (and its run.json) starts
+BEFORE_THE_RUN = {"typo in a config key", "unknown group option", "unknown top-level key"}
+
+
+def assert_one_clear_message(overrides, message, tiny_backbone, run, capsys, monkeypatch, run_json=True):
+    """``tunelab train`` with the quick settings plus ``overrides``: a non-zero exit, ``message`` on stderr,
+    no traceback, no metrics.json, and (``run_json``) the run recorded as failed with that message."""
+    import json
+    import re
+
     for override in [o for o in overrides if o.startswith("+env_cache=")]:  # an environment, not a config key
         monkeypatch.setenv("TUNELAB_CACHE", override.split("=", 1)[1])
         overrides = [o for o in overrides if o != override]
-    run = tmp_path / "run"
     backbone = [] if any(o.startswith(("model.backbone", "model=")) for o in overrides) else [f"model.backbone={tiny_backbone}"]
     base = [o for o in quick(tiny_backbone, run) if not o.startswith(("model.backbone", "data.max_samples"))]
     code = train_in_process(*base, *backbone, *overrides)
     err = capsys.readouterr().err
     assert code != 0
-    import re
-
     assert re.search(message, err, re.S), err[-2000:]
     assert "Traceback" not in err
     assert not (run / "metrics.json").exists()
+    if run_json:
+        info = json.loads((run / "run.json").read_text())
+        assert info["status"] == "failed" and info["exit_status"] != 0
+        assert re.search(message, info["error"], re.S), info["error"][:2000]
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_bad_input_is_one_clear_message(name, cases, tiny_backbone, tmp_path, capsys, monkeypatch):
+    overrides, message = cases[name]
+    assert_one_clear_message(overrides, message, tiny_backbone, tmp_path / "run", capsys, monkeypatch,
+                             run_json=name not in BEFORE_THE_RUN)
 
 
 def test_the_real_command_exits_non_zero_without_a_traceback(tmp_path):

@@ -27,7 +27,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunelab.errors import TunelabError
+from tunelab.errors import TunelabError, check_writable
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,9 @@ def is_fetched(name: str) -> bool:
 def asset_path(name: str, file: str | None = None) -> Path:
     """The folder (or one file) of a fetched asset; a clear error if it is not fetched yet."""
     asset = _get(name)
+    if cache_dir().exists() and not cache_dir().is_dir():
+        raise TunelabError(f"TUNELAB_CACHE={cache_dir()} is a file, not a folder. Point TUNELAB_CACHE at the folder "
+                           f"where the assets were fetched, or at a new folder and run:  tunelab assets {name}")
     if not is_fetched(name):
         raise TunelabError(
             f"The offline asset '{name}' ({asset.description}) is not in the cache {cache_dir()}.\n"
@@ -212,6 +215,7 @@ def fetch(name: str, force: bool = False) -> Path:
     asset = _get(name)
     if is_fetched(name) and not force:
         return asset.folder
+    check_writable(cache_dir(), "the asset cache", "Set TUNELAB_CACHE to a writable folder (default ~/.cache/tunelab).")
     archive = _download(asset, cache_dir() / "downloads")
     # Extract into a temporary sibling and rename, so an interrupted fetch never looks complete.
     asset.folder.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tunelab.errors import TunelabError
+from tunelab.errors import TunelabError, did_you_mean
 
 
 def config_dir() -> str:
@@ -47,6 +47,8 @@ def validate(cfg) -> None:
         "data.eval_batch_size": lambda v: isinstance(v, int) and v > 0,
         "data.max_length": lambda v: isinstance(v, int) and v > 0,
         "trainer.max_epochs": lambda v: isinstance(v, int) and (v > 0 or v == -1),
+        # 0 would "complete" a run that trained nothing and write its metrics.json; -1 is Lightning's "no limit"
+        "trainer.max_steps": lambda v: isinstance(v, int) and (v > 0 or v == -1),
         "trainer.accumulate_grad_batches": lambda v: isinstance(v, int) and v > 0,
         "trainer.gradient_clip_val": lambda v: v >= 0,
     }
@@ -56,10 +58,79 @@ def validate(cfg) -> None:
             raise TunelabError(f"{key}={value} is not a finite number. Example: {key}={'5e-5' if 'lr' in key else '32'}")
         if value is not None and not ok(value):
             raise TunelabError(f"{key}={value} is out of range (must be {'> 0' if 'clip' not in key and 'decay' not in key else '>= 0'}"
+                               f"{' or -1 for no limit' if key.startswith('trainer.max') else ''}"
                                f"{', an integer' if key.startswith(('data.', 'trainer.max', 'trainer.acc')) else ''}).")
+    for split, n in (OmegaConf.select(cfg, "data.max_samples", default=None) or {}).items():
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0 or split not in ("train", "validation", "test")):
+            raise TunelabError(f"data.max_samples.{split}={n!r}: give a number of rows (or null for all) for "
+                               "train, validation or test.")
+    for group in ("optimizer", "scheduler"):
+        check_arguments(cfg, group)
     seed = OmegaConf.select(cfg, "seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TunelabError(f"seed must be an integer, got {seed!r}.")
+
+
+_HYDRA_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
+
+
+def check_arguments(cfg, group: str) -> None:
+    """Every key under ``group`` is an argument its ``_target_`` takes: a typo (``+optimizer.lrr``) or a
+    setting of another optimizer (AdamW's betas under ``torch.optim.SGD``) fails here with the key named,
+    not as a TypeError deep inside the first training step."""
+    import inspect
+
+    from hydra._internal.utils import _locate
+    from omegaconf import OmegaConf
+
+    section = OmegaConf.select(cfg, group, default=None)
+    if not OmegaConf.is_dict(section) or "_target_" not in section:
+        return
+    target = section._target_
+    try:
+        params = inspect.signature(_locate(target)).parameters
+    except Exception:  # not importable or no signature: instantiate() says so with the group named
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [name for name, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = [str(k) for k in section if k not in _HYDRA_KEYS and k not in accepted]
+    if not unknown:
+        return
+    named = _named_on_command_line()
+    hints = []
+    for key in unknown:
+        if f"{group}.{key}" in named:  # the user's own (mis)spelling: point at the nearest real argument, not at '+key'
+            close = did_you_mean(key, accepted)
+            hints.append(f"{group}.{key}: {close.strip() if close else 'no such argument'}")
+        else:  # a setting of the group's config file that the new _target_ does not have
+            hints.append(f"{group}.{key} comes from the {group} config: remove it with ~{group}.{key}")
+    options = ", ".join(a for a in accepted if a not in ("params", "optimizer", "num_training_steps"))
+    raise TunelabError(f"{target} takes no argument {', '.join(repr(k) for k in unknown)} ({'; '.join(hints)}).\n"
+                       f"It takes: {options}."
+                       + (" Or choose a config written for it (conf/optimizer/, e.g. optimizer=sgd)." if group == "optimizer"
+                          and any(f"{group}.{k}" not in named for k in unknown) else ""))
+
+
+def _named_on_command_line() -> set[str]:
+    """Config keys given as overrides (``+optimizer.lrr=1e-4`` -> ``optimizer.lrr``)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    except ValueError:
+        overrides = []
+    return {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+
+
+def check_metric(task) -> None:
+    """``task.metric`` is one of the validation metrics the task logs (``val/`` + its metrics(), and
+    ``val/loss``). Called once the labels are known (metrics() needs them), before training: a typo
+    otherwise crashes when validation first runs, or, with no validation, passes as a completed run."""
+    logged = sorted({*task.metrics().clone(prefix="val/").keys(), "val/loss"})
+    if task.metric not in logged:
+        raise TunelabError(f"task.metric={task.metric} is not a metric this task logs.{did_you_mean(task.metric, logged)} "
+                           f"It logs: {', '.join(logged)}. Set task.metric=<one of those>.")
 
 
 def print_tree(cfg, path: Path | None = None) -> None:
