@@ -229,3 +229,38 @@ def test_two_processes_building_one_cache_key_build_it_once(tiny_backbone, tmp_p
     entries = sorted(p.name for p in (tmp_path / "cache" / "tokenized").iterdir())
     assert entries == [results[0]["key"], results[0]["key"] + ".lock"]  # one entry, no half-written .tmp- folder
     assert (tmp_path / "cache" / "tokenized" / results[0]["key"] / "task_state.json").exists()
+
+
+def _remote_code_backbone(tiny_backbone, folder):
+    """A local model folder whose architecture exists only as its own Python code (config.json's auto_map)."""
+    import json
+    import shutil
+
+    shutil.copytree(tiny_backbone, folder)
+    (folder / "configuration_my.py").write_text(
+        "from transformers import BertConfig\n\nclass MyConfig(BertConfig):\n    model_type = 'my_arch'\n")
+    (folder / "modeling_my.py").write_text(
+        "from transformers import BertForSequenceClassification\nfrom .configuration_my import MyConfig\n\n"
+        "class MyForSequenceClassification(BertForSequenceClassification):\n    config_class = MyConfig\n")
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="my_arch", auto_map={"AutoConfig": "configuration_my.MyConfig",
+                                                  "AutoModelForSequenceClassification": "modeling_my.MyForSequenceClassification"})
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_trust_remote_code_reaches_the_tokenizer(tiny_backbone, tmp_path, capsys):
+    """model.trust_remote_code=true lets a folder that ships its own code load, tokenizer included (it used
+    to stay refused by the tokenizer with a message asking for the switch the user had set)."""
+    from conftest import quick, read_metrics, train_in_process
+
+    remote = _remote_code_backbone(tiny_backbone, tmp_path / "remote-code")
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\n" + "".join(f"a fine film {i},pos\na dull film {i},neg\n" for i in range(24)))
+    run = tmp_path / "run"
+    base = [*quick(str(remote), run), "data=files", f"data.loader.train={data}"]
+    assert train_in_process(*base) != 0  # not trusted: refused
+    assert "ships its own modelling code" in capsys.readouterr().err
+    assert train_in_process(*base, "model.trust_remote_code=true") == 0
+    assert read_metrics(run)["metrics"]["test/accuracy"] >= 0
+    assert "trust_remote_code: true" in (run / "config.yaml").read_text().split("data:", 1)[1]  # the data module's
