@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tunelab.errors import TunelabError
+from tunelab.errors import TunelabError, check_writable
 
 
 def model_card(cfg, summary: dict, task) -> str:
@@ -69,20 +69,47 @@ model = PeftModel.from_pretrained(base, "PATH/TO/THIS/FOLDER")
 """
 
 
+# What a Hugging Face model folder holds (the files an export writes, and those of other exports: an adapter,
+# PyTorch .bin weights, other tokenizers). --force deletes these; any other file in --out is kept.
+MODEL_FILES = ("config.json", "generation_config.json", "adapter_config.json", "*.safetensors", "*.safetensors.index.json",
+               "*.bin", "*.bin.index.json", "*.pt", "*.pth", "*.gguf", "tokenizer*", "vocab.*", "merges.txt",
+               "special_tokens_map.json", "added_tokens.json", "chat_template.*", "*.model", "README.md")
+
+
+def clear_model_files(target: Path) -> list[str]:
+    """Delete the model files of an earlier export: a stale adapter_config.json next to merged weights makes
+    ``pipeline()`` load the folder as an adapter, and stale weight shards would be loaded with the new ones."""
+    removed = sorted({p.name for pattern in MODEL_FILES for p in target.glob(pattern) if p.is_file()})
+    for name in removed:
+        (target / name).unlink()
+    return removed
+
+
 def export_run(run: str, out: str, force: bool = False, adapter: bool = False) -> Path:
     """The run as a plain HF folder (adapters merged into the weights), or with ``adapter=True``
     its PEFT adapter alone (adapter_config.json + adapter_model.safetensors, for PeftModel.from_pretrained)."""
     from tunelab.rundir import load_run
 
-    cfg, module, datamodule, run_dir = load_run(run)
     target = Path(out).expanduser()
+    if target.exists() and not target.is_dir():
+        raise TunelabError(f"--out {out} is a file, not a folder. Give a folder to write the model into.")
     if target.exists() and any(target.iterdir()) and not force:
         raise TunelabError(f"'{out}' exists and is not empty. Choose another --out, or pass --force to overwrite it.")
-    summary = json.loads((run_dir / "metrics.json").read_text())
-    if adapter:  # a run without an adapter (or a merge of virtual tokens) fails here, before --out is made
-        module.peft.save_adapter(module.model, target)
-    else:
-        module.peft.merged(module.model).save_pretrained(target, safe_serialization=True)
+    created = not target.exists()
+    check_writable(target, "the export folder --out", "Choose a writable folder with --out DIR.")  # before loading
+    try:
+        cfg, module, datamodule, run_dir = load_run(run)
+        if force:
+            clear_model_files(target)
+        summary = json.loads((run_dir / "metrics.json").read_text())
+        if adapter:  # a run without an adapter (or a merge of virtual tokens) fails here, before anything is written
+            module.peft.save_adapter(module.model, target)
+        else:
+            module.peft.merged(module.model).save_pretrained(target, safe_serialization=True)
+    except Exception:
+        if created and target.is_dir() and not any(target.iterdir()):
+            target.rmdir()  # the folder this call made for nothing
+        raise
     target.mkdir(parents=True, exist_ok=True)
     datamodule.tokenizer.save_pretrained(target)
     card = model_card(cfg, summary, module.task)
@@ -112,7 +139,8 @@ def main(argv: list[str]) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a run directory (or 'latest')")
     parser.add_argument("--out", "-o", required=True, help="folder to write")
-    parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a non-empty --out, deleting the model files an earlier export left there")
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--merged", action="store_true", help="the whole model, adapters merged in (the default)")
     what.add_argument("--adapter", action="store_true", help="a PEFT run's adapter alone (PeftModel.from_pretrained)")

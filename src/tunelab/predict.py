@@ -73,14 +73,24 @@ def main(argv: list[str]) -> int:
     from tunelab.rundir import load_run
 
     rows = read_rows(args.input)
+    if args.output:  # before the model loads and predicts, not after
+        check_output(args.output)
     _, module, datamodule, _ = load_run(args.run)
     datamodule.eval_batch_size = args.batch_size
     predictions = predict_rows(module, datamodule, rows)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
-        for prediction in predictions:
-            out.write(json.dumps(prediction, ensure_ascii=False) + "\n")
-    finally:
-        if args.output:
-            out.close()
+    lines = "".join(json.dumps(prediction, ensure_ascii=False) + "\n" for prediction in predictions)
+    if args.output:
+        Path(args.output).expanduser().write_text(lines, encoding="utf-8")
+    else:
+        sys.stdout.write(lines)
     return 0
+
+
+def check_output(output: str) -> None:
+    """--output is a file path whose folder can be written (tried, not guessed from permissions)."""
+    from tunelab.errors import check_writable
+
+    path = Path(output).expanduser()
+    if path.is_dir():
+        raise TunelabError(f"--output {output} is a folder. Give a file name, e.g. --output {path / 'predictions.jsonl'}.")
+    check_writable(path.parent, "the predictions (--output) into", "Choose a writable place with --output FILE.")
