@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from test_sweeps_distributed import tiny_run, tunelab
 
@@ -44,3 +45,16 @@ def test_fsdp_trains_resumes_and_exports_a_consolidated_folder(tiny_backbone, tm
     # the exported model scores what the sharded model scored when tested on 2 processes
     assert total == summary["data"]["sizes"]["test"]
     assert correct / total == summary["metrics"]["test/accuracy"]
+
+    # `tunelab predict` reads the real sharded checkpoint through the safe reader (no plain unpickling)
+    from transformers import AutoTokenizer
+
+    from tunelab.cli import main
+
+    texts, predicted = ["a fine film", "an awful, boring one"], tmp_path / "predicted.jsonl"
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n")
+    assert main(["predict", str(run), "--input", str(tmp_path / "texts.txt"), "--output", str(predicted)]) == 0
+    rows = [json.loads(line) for line in predicted.read_text().splitlines()]
+    with torch.no_grad():
+        probs = exported(**AutoTokenizer.from_pretrained(tiny_backbone)(texts, return_tensors="pt", padding=True)).logits
+    assert [r["score"] for r in rows] == pytest.approx(probs.softmax(-1).max(-1).values.tolist(), abs=1e-5)
