@@ -58,6 +58,10 @@ def _cases(tmp):
         "unknown optimizer key": (["+optimizer.lrr=1e-4"], r"torch.optim.AdamW takes no argument 'lrr' \(optimizer.lrr: Did you mean 'lr'\?\)"),
         "another optimizer's settings": (["optimizer._target_=torch.optim.SGD"], r"torch.optim.SGD takes no argument 'betas', 'eps' "
                                          r"\(optimizer.betas comes from the optimizer config: remove it with ~optimizer.betas.*optimizer=sgd"),
+        "Hydra's +key advice for a trainer typo": (["+trainer.max_epoch=2"], r"lightning.Trainer takes no argument 'max_epoch' "
+                                                   r"\(trainer.max_epoch: Did you mean 'max_epochs'\?\)"),
+        "unknown scheduler key": (["+scheduler.warmupp=0.2"], r"tunelab.optim.linear_with_warmup takes no argument 'warmupp' "
+                                  r"\(scheduler.warmupp: Did you mean 'warmup'\?\).*It takes warmup."),
         "train sampled to nothing": (["data.max_samples.train=0"], r"The train split of 'mr' is empty"),
         "cache is a file": (["model.backbone=minilm", f"+env_cache={good}"], r"TUNELAB_CACHE=.*good.csv is a file, not a folder.*tunelab assets \w+"),
         "cache not writable": (["data=files", f"data.loader.train={good}", "data.cache=true", f"+env_cache={good}/sub"],
@@ -113,7 +117,8 @@ CASE_NAMES = [
     "typo in a config key", "unknown group option", "unknown top-level key", "wrong type for lr", "negative learning rate",
     "batch size 0", "missing required value", "infinite learning rate", "wrong type for max_epochs", "bad split ratios",
     "checkpoint name escapes the run", "metric typo", "metric typo, no validation", "max_steps 0", "max_steps not a number",
-    "unknown optimizer key", "another optimizer's settings", "train sampled to nothing",
+    "unknown optimizer key", "another optimizer's settings", "Hydra's +key advice for a trainer typo", "unknown scheduler key",
+    "train sampled to nothing",
     # data
     "missing column", "unknown label in test", "unreadable file", "missing file", "empty split", "unknown built-in dataset",
     "empty file", "None text", "label id out of range",

@@ -64,7 +64,7 @@ def validate(cfg) -> None:
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0 or split not in ("train", "validation", "test")):
             raise TunelabError(f"data.max_samples.{split}={n!r}: give a number of rows (or null for all) for "
                                "train, validation or test.")
-    for group in ("optimizer", "scheduler"):
+    for group in ("optimizer", "scheduler", "trainer", "model", "data"):
         check_arguments(cfg, group)
     seed = OmegaConf.select(cfg, "seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -105,9 +105,16 @@ def check_arguments(cfg, group: str) -> None:
             hints.append(f"{group}.{key}: {close.strip() if close else 'no such argument'}")
         else:  # a setting of the group's config file that the new _target_ does not have
             hints.append(f"{group}.{key} comes from the {group} config: remove it with ~{group}.{key}")
-    options = ", ".join(a for a in accepted if a not in ("params", "optimizer", "num_training_steps"))
+    options = [a for a in accepted if a not in ("params", "optimizer", "num_training_steps")]
+    if len(options) > 12:  # the Trainer takes 40: name the nearest few
+        import difflib
+
+        nearest = difflib.get_close_matches(unknown[0], options, n=5, cutoff=0.3)
+        listing = f"{len(options)} arguments; the nearest: {', '.join(nearest or options[:5])}"
+    else:
+        listing = ", ".join(options)
     raise TunelabError(f"{target} takes no argument {', '.join(repr(k) for k in unknown)} ({'; '.join(hints)}).\n"
-                       f"It takes: {options}."
+                       f"It takes {listing}."
                        + (" Or choose a config written for it (conf/optimizer/, e.g. optimizer=sgd)." if group == "optimizer"
                           and any(f"{group}.{k}" not in named for k in unknown) else ""))
 
