@@ -58,3 +58,34 @@ def test_k_fold_splits_partition_the_data(tiny_backbone):
     assert len(set().union(*tests)) == sum(len(t) for t in tests)  # the test folds are disjoint
     # validation rotates with the test fold (from fold k+1): no two runs train on the same rows
     assert len(set(trains)) == 5 and len(set().union(*validations)) == sum(len(v) for v in validations)
+
+
+def test_the_data_fingerprint_is_the_same_on_a_cache_miss_and_a_cache_hit(tiny_backbone, tmp_path, monkeypatch):
+    from tunelab.assets import cache_dir
+
+    cache = tmp_path / "cache"  # the real assets, an empty tokenization cache
+    cache.mkdir()
+    for part in ("data", "models"):
+        (cache / part).symlink_to(cache_dir() / part)
+    monkeypatch.setenv("TUNELAB_CACHE", str(cache))
+    runs = [tmp_path / "miss", tmp_path / "hit"]
+    for run in runs:
+        args = [a for a in quick(tiny_backbone, run, "trainer.max_steps=1") if a != "data.cache=false"]
+        assert train_in_process(*args) == 0
+        if run.name == "miss":
+            built = sorted((cache / "tokenized").glob("*/task_state.json"))
+            assert len(built) == 1
+            built_at = built[0].stat().st_mtime_ns
+    assert built[0].stat().st_mtime_ns == built_at  # the second run read the cache, it did not rebuild it
+    miss, hit = (json.loads((r / "run.json").read_text())["data_fingerprint"] for r in runs)
+    assert miss == hit and len(miss["tokenized"]) == 16
+    assert set(miss["splits"]) == {"train", "validation", "test"} and len(set(miss["splits"].values())) == 3
+
+
+def test_the_data_fingerprint_changes_with_the_tokenized_content(tiny_backbone, tmp_path):
+    runs = {64: tmp_path / "a", 48: tmp_path / "b"}
+    for rows, run in runs.items():
+        assert train_in_process(*quick(tiny_backbone, run, "trainer.max_steps=1",
+                                       f"data.max_samples={{train: {rows}, validation: 32, test: 32}}")) == 0
+    a, b = (json.loads((r / "run.json").read_text())["data_fingerprint"] for r in runs.values())
+    assert a["splits"]["train"] != b["splits"]["train"] and a["splits"]["test"] == b["splits"]["test"]

@@ -27,9 +27,9 @@ def test_every_tuning_option_builds(group, option, tiny_backbone):
     report = module.num_parameters()
     if group == "peft" and option != "none":
         assert 0 < report["trainable"] < report["total"]
-        assert module.trained_keys is not None  # the checkpoint will hold only the trained part
+        assert module.checkpoint_contents.partial  # the checkpoint will hold only the trained part
     else:
-        assert report["trainable"] == report["total"] and module.trained_keys is None
+        assert report["trainable"] == report["total"] and not module.checkpoint_contents.partial
 
 
 def test_sweep_of_what_trains_composes(tiny_backbone):

@@ -1,12 +1,14 @@
 """Callbacks that keep a run's work safe: a finite-loss guard, preemption saves, exact resume.
 
+    LastCheckpoint         last.ckpt at every epoch end (and every N steps if asked), whatever the
+                           monitored metric does; never a state whose validation loss is NaN/inf
     FiniteLossGuard        stop at the first NaN/inf loss, naming the step, before the bad update
     PreemptionCheckpoint   SIGTERM / SIGUSR1 (what SLURM sends before it kills a job): save last.ckpt,
                            then stop; under SLURM, Lightning's own handler saves and requeues
     RandomState            the RNG states travel in checkpoints, so a resumed run draws the same
                            dropout masks as an uninterrupted one
 
-All three are plain Lightning callbacks (no Hydra needed); conf/callbacks/default.yaml turns them on.
+All are plain Lightning callbacks (no Hydra needed); conf/callbacks/default.yaml turns them on.
 """
 
 from __future__ import annotations
@@ -19,17 +21,77 @@ import signal
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Checkpoint
 
 from tunelab.errors import TunelabError
 
 
 def _last_checkpoint_path(trainer) -> str | None:
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    callback = trainer.checkpoint_callback
-    if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+    """Where this run keeps last.ckpt: the LastCheckpoint callback's file, else next to the best one."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, LastCheckpoint):
+            return callback.path
+    callback = best_checkpoint_callback(trainer)
+    if callback is not None and callback.dirpath:
         return os.path.join(callback.dirpath, callback.CHECKPOINT_NAME_LAST + callback.FILE_EXTENSION)
     return None
+
+
+def best_checkpoint_callback(trainer):
+    """The ModelCheckpoint that keeps the best checkpoint by task.metric (trainer.checkpoint_callback
+    would be whichever Checkpoint comes first, LastCheckpoint included)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+
+
+class LastCheckpoint(Checkpoint):
+    """Write ``<dirpath>/last.ckpt`` at every training epoch end and, if asked, every N optimizer steps.
+
+    Lightning 2.6's ``ModelCheckpoint(save_last=True)`` rewrites last.ckpt only when it saves a top-k
+    checkpoint, i.e. when the monitored metric improves: a run whose validation stalls would resume
+    from epochs back. This one saves whatever the metric does. It does not overwrite last.ckpt with
+    a state whose validation loss is NaN/inf, so after a divergence last.ckpt is the last state that
+    validated finite (the step saves check that the weights are finite).
+
+    It is a ``Checkpoint`` so that Lightning runs it after the other checkpoint callbacks (and after
+    EarlyStopping) at an epoch end: the file then holds the best-model and early-stopping state of that
+    epoch, and a resumed run chooses its best checkpoint as an uninterrupted one would.
+    """
+
+    def __init__(self, dirpath: str, every_n_train_steps: int | None = None):
+        if every_n_train_steps is not None and int(every_n_train_steps) < 1:
+            raise TunelabError(f"callbacks.last_checkpoint.every_n_train_steps must be >= 1 or null, "
+                               f"got {every_n_train_steps}.")
+        self.dirpath = str(dirpath)
+        self.every_n_train_steps = every_n_train_steps
+        self.saved_step: int | None = None
+        self.skipped: str | None = None  # why the last save was skipped (a divergence)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.dirpath, "last.ckpt")
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        # runs after the epoch's validation, ModelCheckpoint and EarlyStopping: their state is in the file
+        val_loss = trainer.callback_metrics.get("val/loss")
+        if val_loss is not None and not torch.isfinite(val_loss).all():
+            self.skipped = f"val/loss is {float(val_loss)} after epoch {trainer.current_epoch}"
+            return
+        self._save(trainer)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        n = self.every_n_train_steps
+        if n and trainer.global_step % n == 0 and trainer.global_step != self.saved_step:
+            if all(torch.isfinite(p).all() for p in pl_module.parameters() if p.requires_grad):
+                self._save(trainer)
+
+    def _save(self, trainer):
+        if trainer.fast_dev_run or trainer.sanity_checking:  # as ModelCheckpoint: a smoke test saves nothing
+            return
+        trainer.save_checkpoint(self.path)
+        self.saved_step = trainer.global_step
+        self.skipped = None
 
 
 class FiniteLossGuard(L.Callback):
@@ -43,15 +105,24 @@ class FiniteLossGuard(L.Callback):
         value = float(loss.detach())
         if math.isfinite(value):
             return
-        last = _last_checkpoint_path(trainer)
-        kept = (f"The last good checkpoint is {last}; resume from it with ckpt_path=last."
-                if last and os.path.exists(last) else "No checkpoint had been written yet.")
         raise TunelabError(
             f"The training loss is {value} at step {trainer.global_step} (epoch {trainer.current_epoch}, "
-            f"batch {trainer.fit_loop.epoch_loop.batch_idx}). {kept}\n"
+            f"batch {trainer.fit_loop.epoch_loop.batch_idx}). {_last_good_checkpoint(trainer)}\n"
             "Lower optimizer.lr, keep trainer.gradient_clip_val > 0, use precision=32-true, or look for "
             "broken rows in the data."
         )
+
+
+def _last_good_checkpoint(trainer) -> str:
+    """Name the checkpoint to resume from after a divergence, with the step it holds."""
+    last = _last_checkpoint_path(trainer)
+    if not (last and os.path.exists(last)):
+        return "No checkpoint had been written yet: start again with a lower optimizer.lr."
+    step = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get("global_step")
+    skipped = next((f" (not overwritten since: {c.skipped})" for c in trainer.callbacks
+                    if isinstance(c, LastCheckpoint) and c.skipped), "")
+    return (f"The last good checkpoint is {last}, at step {step}{skipped}; resume from it with ckpt_path=last "
+            "and a lower optimizer.lr (the resumed run uses the new value).")
 
 
 class PreemptionCheckpoint(L.Callback):
@@ -74,10 +145,12 @@ class PreemptionCheckpoint(L.Callback):
     def on_train_start(self, trainer, pl_module):
         # not on_fit_start: Lightning registers its handlers after that hook, and remembers
         # whatever it finds as the handler to restore at the end
-        from lightning.fabric.plugins.environments import SLURMEnvironment
+        from lightning.pytorch.trainer.connectors.signal_connector import _HandlersCompose
 
-        env = trainer._accelerator_connector.cluster_environment
-        slurm_requeue = isinstance(env, SLURMEnvironment) and env.auto_requeue
+        # Lightning's SLURM auto-requeue handler is in place only when nothing else held SIGUSR1 (a bare
+        # SLURM job); under submitit, submitit's handler held it and this callback saves first, then
+        # tunelab.sweeps.slurm hands over to submitit, which requeues
+        slurm_requeue = hasattr(signal, "SIGUSR1") and isinstance(signal.getsignal(signal.SIGUSR1), _HandlersCompose)
         if not slurm_requeue and hasattr(signal, "SIGUSR1"):
             try:
                 self._previous = signal.signal(signal.SIGUSR1, self._on_sigusr1)
@@ -121,6 +194,9 @@ class PreemptedError(TunelabError):
             f"Received {signal_name}: stopped after saving {saved}. "
             "Resume with the same command plus ckpt_path=last (and the same hydra.run.dir)."
         )
+
+    def __reduce__(self):  # joblib workers pickle it back to the parent: rebuild from the two fields
+        return type(self), (self.signal_name, self.saved)
 
 
 class RandomState(L.Callback):

@@ -26,6 +26,7 @@ from functools import partial
 import lightning as L
 import torch
 
+from tunelab.checkpoint_contents import CheckpointContents
 from tunelab.optim import param_groups
 from tunelab.tasks.base import Task
 from tunelab.tuning import TuningMethod, apply_tuning
@@ -65,9 +66,7 @@ class TuneModule(L.LightningModule):
         self.layer_decay = layer_decay
         self.adversarial = adversarial
         # checkpoints of a run that trains part of the model hold only that part (+ the pretrained backbone)
-        trained = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
-        everything = {f"model.{n}" for n, _ in self.model.named_parameters()}
-        self.trained_keys = trained if trained != everything else None
+        self.checkpoint_contents = CheckpointContents.of(self)
         self.val_metrics = task.metrics().clone(prefix="val/")
         self.test_metrics = task.metrics().clone(prefix="test/")
 
@@ -128,11 +127,39 @@ class TuneModule(L.LightningModule):
             # its step (a fused one): keep the per-tensor kernel there
             factory = partial(factory, fused=False)
         optimizer = factory(groups)
+        self._configured_lrs = [group["lr"] for group in optimizer.param_groups]
         if self.scheduler_factory is None:
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _apply_configured_lr_after_resume(self) -> None:
+        """A resumed run trains with the optimizer.lr of its command, not the checkpoint's.
+
+        Restoring a checkpoint puts back the learning rates it was saved with (optimizer groups and
+        the schedule's base values); after a divergence the user resumes with a lower optimizer.lr and
+        means it. The schedule keeps its position; only its scale changes.
+        """
+        configured = getattr(self, "_configured_lrs", None)
+        if not self.trainer.ckpt_path or not configured:
+            return
+        optimizer = self.trainer.optimizers[0]
+        schedulers = [config.scheduler for config in self.trainer.lr_scheduler_configs]
+        for i, (group, wanted) in enumerate(zip(optimizer.param_groups, configured)):
+            saved = group.get("initial_lr", group["lr"])
+            if saved == wanted or not saved:
+                continue
+            group["lr"] *= wanted / saved
+            group["initial_lr"] = wanted
+            for scheduler in schedulers:
+                if hasattr(scheduler, "base_lrs"):
+                    scheduler.base_lrs[i] = wanted
+            if i == 0:
+                from lightning.pytorch.utilities import rank_zero_info
+
+                rank_zero_info(f"Resumed with optimizer.lr={wanted:g}; the checkpoint was trained with {saved:g}. "
+                               "The schedule continues from its step at the new rate.")
 
     def _clips_under_mixed_precision(self) -> bool:
         from lightning.pytorch.plugins.precision import MixedPrecision
@@ -144,6 +171,9 @@ class TuneModule(L.LightningModule):
     def on_fit_start(self):
         self.peft.on_fit_start(self.model, int(self.trainer.estimated_stepping_batches))
 
+    def on_train_start(self):  # after Lightning restored a checkpoint's optimizer and schedule
+        self._apply_configured_lr_after_resume()
+
     def on_train_batch_end(self, outputs, batch, batch_idx):
         # after the optimizer step; the gradients are still there (Lightning zeroes them before the next step)
         self.peft.after_optimizer_step(self.model, self.global_step)
@@ -151,20 +181,14 @@ class TuneModule(L.LightningModule):
     # ---- checkpoints: the task's learnt state (label set) travels with the weights
     def on_save_checkpoint(self, checkpoint):
         checkpoint["tunelab"] = {"task": type(self.task).__qualname__, "task_state": self.task.state_dict(),
-                                 "backbone": self.backbone, "partial": self.trained_keys is not None}
-        if self.trained_keys is not None:
-            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in self.trained_keys}
+                                 "backbone": self.backbone, "partial": self.checkpoint_contents.partial}
+        checkpoint["state_dict"] = self.checkpoint_contents.select(checkpoint["state_dict"])
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        if self.trained_keys is None:
+        if not self.checkpoint_contents.partial:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         # a partial checkpoint: the frozen weights come from the pretrained backbone, not from the file
-        missing = sorted(self.trained_keys - state_dict.keys())
-        if missing:
-            from tunelab.errors import TunelabError
-
-            raise TunelabError(f"The checkpoint lacks {len(missing)} trained tensors (e.g. {missing[:3]}): it was "
-                               "written by a run with another peft/freeze setting. Use that run's config.")
+        self.checkpoint_contents.check(state_dict, self.state_dict(), "The checkpoint")
         return super().load_state_dict(state_dict, strict=False, assign=assign)
 
     def on_load_checkpoint(self, checkpoint):

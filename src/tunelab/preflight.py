@@ -109,6 +109,9 @@ def check_resume(ckpt_path: str, task, module) -> None:
 
     path = Path(ckpt_path)
     if path.is_dir() and (path / ".metadata").exists():
+        from tunelab.sharding import check_sharded_checkpoint
+
+        check_sharded_checkpoint(path)  # Lightning's loader would unpickle it: refuse what would run code
         return  # a sharded (FSDP2) checkpoint folder: Lightning's distributed loader checks its shards
     if not path.is_file():
         raise TunelabError(f"ckpt_path={ckpt_path} does not exist. Give a .ckpt file, or ckpt_path=last to resume "
@@ -127,11 +130,5 @@ def check_resume(ckpt_path: str, task, module) -> None:
     if saved_task and saved_task != ours:
         raise TunelabError(f"ckpt_path={ckpt_path} was trained with the {saved_task} head, but this run uses {ours}. "
                            "Resume with the same task=..., or start without ckpt_path.")
-    expected = module.state_dict()
-    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}" for k, v in checkpoint["state_dict"].items()
-                  if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
-    missing = [k for k in expected if k not in checkpoint["state_dict"]]
-    if mismatched or missing:
-        detail = ("shapes differ: " + "; ".join(mismatched[:3])) if mismatched else f"missing weights: {missing[:3]}"
-        raise TunelabError(f"ckpt_path={ckpt_path} does not fit this model ({detail}). It was trained with another "
-                           "backbone or head; resume with the same model and task, or start without ckpt_path.")
+    # the module says what its checkpoints hold (all tensors, or only the trained ones of a PEFT/frozen run)
+    module.checkpoint_contents.check(checkpoint["state_dict"], module.state_dict(), f"ckpt_path={ckpt_path}")

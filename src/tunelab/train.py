@@ -16,12 +16,13 @@ import warnings
 from pathlib import Path
 
 from tunelab import preflight
-from tunelab.config import config_dir, instantiate, instantiate_each, print_tree, validate
+from tunelab.config import check_metric, config_dir, instantiate, instantiate_each, print_tree, validate
+from tunelab.data.fingerprint import data_fingerprint
 from tunelab.errors import TunelabError
 from tunelab.loggers import log_config, one_wandb_run_per_job
 from tunelab.noise import silence_known_noise
 from tunelab.rundir import RunRecord
-from tunelab.secrets import install_log_filter
+from tunelab.secrets import install_log_filter, masked_config
 from tunelab.sweeps import distributed, resume
 
 
@@ -32,7 +33,7 @@ def train(cfg) -> dict:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
     from omegaconf import OmegaConf
 
-    from tunelab.callbacks import PreemptedError, PreemptionCheckpoint
+    from tunelab.callbacks import PreemptedError, PreemptionCheckpoint, best_checkpoint_callback
 
     from tunelab.tuning.report import format_report, peak_memory_mb
 
@@ -51,7 +52,7 @@ def train(cfg) -> dict:
         preflight.check_output_dir(run_dir)
         preflight.check_output_paths(cfg, run_dir)
         if cfg.get("print_config", True):
-            print_tree(cfg)
+            print_tree(masked_config(cfg))  # secrets as ***
         record.start(cfg, overrides=list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [])
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -59,7 +60,8 @@ def train(cfg) -> dict:
         datamodule = instantiate(cfg.data, "data", task=task)
         datamodule.prepare_data()
         datamodule.setup("fit")
-        record.update(data_fingerprint=data_fingerprint(datamodule))
+        check_metric(task)  # needs the labels the data module just learnt
+        record.update(data_fingerprint=data_fingerprint(datamodule.splits))
         optimizer = instantiate(cfg.optimizer, "optimizer")
         scheduler = instantiate(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
         module = instantiate(cfg.model, "model", task=task, optimizer=optimizer, scheduler=scheduler)
@@ -88,15 +90,16 @@ def train(cfg) -> dict:
             raise TunelabError("Training was interrupted; no test was run and no metrics.json written.")
 
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best_callback = best_checkpoint_callback(trainer)
+        best = best_callback.best_model_path if best_callback else ""
         if cfg.get("test", True):
             results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
             metrics.update({k: float(v) for k, v in results[0].items()})
         summary = {
             "metrics": metrics,
             "monitor": {"metric": task.metric, "mode": task.metric_mode,
-                        "best": float(trainer.checkpoint_callback.best_model_score)
-                        if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None else None},
+                        "best": float(best_callback.best_model_score)
+                        if best_callback and best_callback.best_model_score is not None else None},
             "best_checkpoint": str(Path(best).relative_to(run_dir)) if best and Path(best).is_relative_to(run_dir) else best,
             "epochs": trainer.current_epoch,
             "global_steps": trainer.global_step,
@@ -112,15 +115,6 @@ def train(cfg) -> dict:
     if record.writes:
         _print_result(summary, run_dir)
     return metrics
-
-
-def data_fingerprint(datamodule) -> dict:
-    """A hash of the tokenized splits actually used (datasets' content fingerprints), plus their sizes."""
-    from datasets.fingerprint import Hasher
-
-    splits = {name: getattr(ds, "_fingerprint", None) for name, ds in datamodule.splits.items()}
-    return {"tokenized": Hasher.hash(splits), "splits": splits,
-            "rows": {name: len(ds) for name, ds in datamodule.splits.items()}}
 
 
 def _print_result(summary: dict, run_dir: Path) -> None:

@@ -175,7 +175,9 @@ class ReportToOptuna(L.Callback):
             return
         import optuna
 
-        monitor = self.monitor or getattr(trainer.checkpoint_callback, "monitor", None)
+        from tunelab.callbacks import best_checkpoint_callback
+
+        monitor = self.monitor or getattr(best_checkpoint_callback(trainer), "monitor", None)
         if monitor not in trainer.callback_metrics:
             raise TunelabError(f"Optuna follows '{monitor}', which this run does not log. "
                                f"Logged: {', '.join(sorted(trainer.callback_metrics))}. Set hydra.sweeper.monitor.")
