@@ -49,20 +49,33 @@ LAUNCH_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WO
 
 @contextmanager
 def job_world():
-    """One job's distributed world: on leaving, end its process group and restore the launch variables."""
+    """One job's distributed world: on leaving, end its process group and restore the launch variables.
+
+    In a SLURM job, a run stopped by the preemption signal is then handed to submitit, which requeues
+    the job (``tunelab.sweeps.slurm.hand_over_preemption``)."""
     before = {name: os.environ.get(name) for name in LAUNCH_VARIABLES}
     try:
         yield
-    finally:
-        import torch.distributed as dist
+    except Exception as error:
+        from tunelab.sweeps import slurm
 
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _end_world(before)  # before submitit exits the process
+        slurm.hand_over_preemption(error)
+        raise
+    finally:
+        _end_world(before)
+
+
+def _end_world(before: dict) -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def global_rank() -> int:

@@ -69,10 +69,22 @@ def sweep_dir_to_resume(argv: list[str]) -> list[str]:
         "hydra.sweep.dir=outputs/multirun/<time> resume=true")
 
 
+def requeued() -> bool:
+    """A SLURM job that was requeued (preemption, time limit) and runs again: it continues its own run.
+
+    SLURM counts restarts in SLURM_RESTART_COUNT; the requeued job runs the same command in the
+    same run folder, so resuming needs no ``resume=true``."""
+    return os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
+
+
+def _resuming(cfg) -> bool:
+    return bool(cfg.get("resume")) or requeued()
+
+
 def finished_result(cfg, run_dir: Path) -> dict | None:
     """The stored summary of a job that already finished, when resuming; None means: run it."""
     done = Path(run_dir) / "metrics.json"
-    if cfg.get("resume") and done.exists():
+    if _resuming(cfg) and done.exists():
         return json.loads(done.read_text())
     return None
 
@@ -80,6 +92,6 @@ def finished_result(cfg, run_dir: Path) -> dict | None:
 def resume_checkpoint(cfg, run_dir: Path) -> str | None:
     """``checkpoints/last.ckpt`` of an interrupted job (a file, or a folder for sharded FSDP)."""
     last = Path(run_dir) / "checkpoints" / "last.ckpt"
-    if cfg.get("resume") and last.exists():
+    if _resuming(cfg) and last.exists():
         return str(last)
     return None
