@@ -6,12 +6,18 @@ only by seed (or by the keys given with --over, e.g. data.fold) are aggregated (
 the best configuration is marked, and these files are written next to the sweep (or to --out):
 
     compare/runs.csv        one row per run: status, overrides, every final metric
-    compare/summary.csv     one row per configuration: mean / std / median / n over seeds (or --over)
+    compare/summary.csv     one row per configuration: mean / std / median / n over seeds (or --over), the
+                            95% confidence interval of the mean and a Holm-corrected p-value against the best
     compare/compare.md      both tables in Markdown
     compare/compare.png     the metric against the first swept key (one line per value of the
-                            others) and the validation curves of the top runs
+                            others; error bars: 95% CIs) and the validation curves of the top runs
     compare/best.overrides  the best run's overrides, one per line
     compare/rerun_best.sh   `tunelab train <those overrides>`: reruns the best configuration
+
+Whether the best is significantly better than the runner-up (seeds: paired t-test on shared seeds,
+Welch's otherwise; test rows: paired bootstrap and McNemar on test_predictions.jsonl) is one sentence
+in compare.md and on the console (tunelab/sweeps/stats.py). --rerun-top N --seeds K reruns the N best
+configurations with K more seeds into the same sweep folder (tunelab/sweeps/rerun.py).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunelab.errors import TunelabError
+from tunelab.sweeps import stats
+from tunelab.sweeps.report import markdown_table, plot, tables, text_table
 
 # overrides that say how a sweep ran, not what a run is
 IGNORED_PREFIXES = ("hydra.", "hydra/", "resume=", "+resume=", "print_config=", "~callbacks.progress_bar",
@@ -116,6 +124,7 @@ class Group:
     key: tuple
     runs: list[Run]
     values: list[float]
+    pairs: list[tuple] = field(default_factory=list)  # per value: the run's --over values (seed): pairs runs
 
     @property
     def n(self) -> int:
@@ -133,6 +142,16 @@ class Group:
     def median(self) -> float:
         return statistics.median(self.values) if self.values else math.nan
 
+    @property
+    def ci95(self) -> tuple[float, float]:
+        return stats.confidence_interval(self.values)
+
+    def by_pair(self) -> dict:
+        """{seed (the --over values): metric}; runs that share one (no seed override) cannot be paired."""
+        if len(set(self.pairs)) < len(self.pairs):
+            return {("run", i): v for i, v in enumerate(self.values)}
+        return dict(zip(self.pairs, self.values))
+
 
 def aggregate(runs: list[Run], keys: list[str], metric: str, over: tuple[str, ...] = ("seed",)) -> list[Group]:
     """Runs with the same swept values except the keys in ``over`` (the seed; the fold of a
@@ -145,6 +164,7 @@ def aggregate(runs: list[Run], keys: list[str], metric: str, over: tuple[str, ..
         group.runs.append(run)
         if run.status == "completed" and metric in run.metrics:
             group.values.append(run.metrics[metric])
+            group.pairs.append(tuple(run.overrides.get(k, "") for k in over))
     return list(groups.values())
 
 
@@ -155,115 +175,17 @@ def best_group(groups: list[Group], mode: str) -> Group | None:
     return (max if mode == "max" else min)(scored, key=lambda g: g.mean)
 
 
-def _fmt(value) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else (
-        f"{value:.4f}" if isinstance(value, float) else str(value))
+def significance(groups: list[Group], best: Group | None, mode: str) -> tuple[dict, Group | None]:
+    """({id(group): Comparison against the best, Holm-corrected over all}, the runner-up)."""
+    ranked = sorted((g for g in groups if g.values and g is not best), key=lambda g: g.mean, reverse=mode == "max")
+    if best is None or not ranked:
+        return {}, None
+    results = stats.compare_to_best(best.by_pair(), [g.by_pair() for g in ranked])
+    return {id(g): r for g, r in zip(ranked, results)}, ranked[0]
 
 
-def tables(runs: list[Run], groups: list[Group], keys: list[str], metric: str, best: Group | None,
-           over: tuple[str, ...] = ("seed",)):
-    """(runs header, runs rows, summary header, summary rows): plain lists, for print, CSV and Markdown."""
-    metric_names = sorted({m for run in runs for m in run.metrics if m.startswith("test/")}) or \
-        sorted({m for run in runs for m in run.metrics})
-    best_runs = {id(r) for r in best.runs} if best else set()
-    run_header = ["best", "run", "status", *keys, *metric_names]
-    run_rows = [["*" if id(r) in best_runs and r.status == "completed" else "", r.label, r.status,
-                 *[r.overrides.get(k, "") for k in keys], *[_fmt(r.metrics.get(m)) for m in metric_names]]
-                for r in runs]
-    config_keys = [k for k in keys if k not in over]
-    summary_header = ["best", *config_keys, f"{metric} mean", "std", "median", "n", "failed/unfinished"]
-    summary_rows = [["*" if g is best else "", *g.key, _fmt(g.mean), _fmt(g.std), _fmt(g.median), g.n,
-                     sum(r.status != "completed" for r in g.runs)] for g in groups]
-    return run_header, run_rows, summary_header, summary_rows
-
-
-def _text_table(header: list, rows: list[list]) -> str:
-    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
-
-
-def _markdown_table(header: list, rows: list[list]) -> str:
-    def line(row):
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
-
-    return "\n".join([line(header), line(["---"] * len(header)), *map(line, rows)])
-
-
-def _number(value: str) -> float | None:
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
-def _val_curve(run: Run, metric: str) -> tuple[list[float], list[float]]:
-    """(steps, values) of the validation twin of ``metric`` from the run's csv/metrics.csv."""
-    name = "val/" + metric.split("/", 1)[-1]
-    path = run.path / "csv" / "metrics.csv"
-    steps, values = [], []
-    if path.exists():
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                if row.get(name):
-                    steps.append(float(row["step"]))
-                    values.append(float(row[name]))
-    return steps, values
-
-
-def plot(path: Path, groups: list[Group], keys: list[str], metric: str, mode: str, top: int,
-         over: tuple[str, ...] = ("seed",)) -> None:
-    """Left: the metric against the first swept key, one line per combination of the other keys
-    (mean over seeds, error bars = std). Right: validation curves of the top runs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    config_keys = [k for k in keys if k not in over]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    if config_keys:
-        x_key, others = config_keys[0], config_keys[1:]
-        lines: dict[tuple, list[tuple]] = {}
-        for g in groups:
-            x = _number(g.key[0])
-            if g.values and x is not None:
-                lines.setdefault(tuple(g.key[1:]), []).append((x, g.mean, g.std))
-        for other, points in sorted(lines.items()):
-            points.sort()
-            label = ", ".join(f"{k}={v}" for k, v in zip(others, other)) or metric
-            left.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points],
-                          marker="o", capsize=3, label=label)
-        xs = [p[0] for pts in lines.values() for p in pts]
-        if xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
-            left.set_xscale("log")
-        left.set_xlabel(x_key)
-        if left.lines:
-            left.legend(fontsize=8)
-    else:
-        left.bar(range(len(groups)), [g.mean for g in groups])
-        left.set_xlabel("configuration")
-    left.set_ylabel(f"{metric} (mean over {', '.join(over)})")
-    left.set_title(f"{metric} against {config_keys[0] if config_keys else 'configuration'}")
-    left.grid(alpha=0.3)
-
-    completed = [r for g in groups for r in g.runs if r.status == "completed" and metric in r.metrics]
-    completed.sort(key=lambda r: r.metrics[metric], reverse=mode == "max")
-    for run in completed[:top]:
-        steps, values = _val_curve(run, metric)
-        if steps:
-            swept = ", ".join(f"{k}={run.overrides.get(k)}" for k in keys)
-            right.plot(steps, values, marker=".", label=f"{run.label}: {swept}"[:70])
-    right.set_xlabel("optimizer step")
-    right.set_ylabel("val/" + metric.split("/", 1)[-1])
-    right.set_title(f"validation curves of the top {min(top, len(completed))} runs")
-    right.grid(alpha=0.3)
-    if right.lines:
-        right.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _config_label(group: Group, keys: list[str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in zip(keys, group.key)) or "the configuration"
 
 
 def compare(paths: list[str], metric: str | None = None, mode: str | None = None, out: str | None = None,
@@ -279,7 +201,13 @@ def compare(paths: list[str], metric: str | None = None, mode: str | None = None
     keys = swept_keys(runs)
     groups = aggregate(runs, keys, metric, over)
     best = best_group(groups, mode)
-    run_header, run_rows, summary_header, summary_rows = tables(runs, groups, keys, metric, best, over)
+    tests, runner = significance(groups, best, mode)
+    run_header, run_rows, summary_header, summary_rows = tables(runs, groups, keys, metric, best, over, tests)
+    config_keys = [k for k in keys if k not in over]
+    findings = []
+    if runner is not None:
+        findings = [stats.verdict(_config_label(best, config_keys), _config_label(runner, config_keys),
+                                  tests[id(runner)]), _per_example(best, runner, over)]
 
     target = Path(out) if out else (Path(paths[0]) / "compare")
     target.mkdir(parents=True, exist_ok=True)
@@ -290,14 +218,16 @@ def compare(paths: list[str], metric: str | None = None, mode: str | None = None
     heading = f"{len(runs)} runs in {', '.join(paths)}; metric {metric} ({mode}); * = best"
     common = " ".join(f"{k}={v}" for k, v in constant.items()) or "(none)"
     (target / "compare.md").write_text(
-        f"# {heading}\n\nCommon overrides: `{common}`\n\n## Runs\n\n{_markdown_table(run_header, run_rows)}\n\n"
-        f"## Over {', '.join(over)}\n\n{_markdown_table(summary_header, summary_rows)}\n")
+        f"# {heading}\n\nCommon overrides: `{common}`\n\n## Runs\n\n{markdown_table(run_header, run_rows)}\n\n"
+        f"## Over {', '.join(over)}\n\n{markdown_table(summary_header, summary_rows)}\n"
+        + "".join(f"\n{line}\n" for line in findings))
     plot(target / "compare.png", groups, keys, metric, mode, top, over)
 
-    result = {"runs": runs, "groups": groups, "best": best, "metric": metric, "mode": mode, "out": target}
-    print(f"{heading}\ncommon overrides: {common}\n\n{_text_table(run_header, run_rows)}\n")
+    result = {"runs": runs, "groups": groups, "best": best, "metric": metric, "mode": mode, "out": target,
+              "runner_up": runner, "tests": tests, "findings": findings}
+    print(f"{heading}\ncommon overrides: {common}\n\n{text_table(run_header, run_rows)}\n")
     if any(g.n > 1 for g in groups):
-        print(_text_table(summary_header, summary_rows) + "\n")
+        print(text_table(summary_header, summary_rows) + "\n")
     for run in runs:
         if run.status != "completed":
             print(f"  {run.label}: {run.status}{': ' + run.error[:200] if run.error else ''}")
@@ -313,8 +243,26 @@ def compare(paths: list[str], metric: str | None = None, mode: str | None = None
         result["best_overrides"] = overrides
         print(f"best: {', '.join(f'{k}={v}' for k, v in zip([k for k in keys if k not in over], best.key))} "
               f"{metric} {best.mean:.4f} (n={best.n}); rerun it: {script}")
+    for line in findings:
+        print(line)
     print(f"wrote {target}/runs.csv, summary.csv, compare.md, compare.png")
     return result
+
+
+def _per_example(best: Group, runner: Group, over: tuple[str, ...]) -> str:
+    """Paired bootstrap (and McNemar) between two configurations on their runs' test_predictions.jsonl."""
+    from tunelab import test_predictions
+
+    def loaded(group):
+        found = [(", ".join(f"{k}={r.overrides.get(k, '')}" for k in over), f"run {r.label}",
+                  test_predictions.read(r.path)) for r in group.runs if r.status == "completed"]
+        found = [(key, label, rows) for key, label, rows in found if rows]
+        unique = len({key for key, _, _ in found}) == len(found)  # else runs share a seed: no pairs
+        return {key if unique else label: rows for key, label, rows in found}
+
+    a, b = loaded(best), loaded(runner)
+    regression = any(row[1] is None for rows in [*a.values(), *b.values()] for row in rows.values())
+    return stats.describe_examples(stats.per_example(a, b), "minus squared error" if regression else "accuracy")
 
 
 def _latest_sweep() -> str:
