@@ -91,3 +91,33 @@ def test_compare_over_folds_aggregates_a_cross_validation(tmp_path, capsys):
     assert float(row["test/accuracy mean"]) == pytest.approx(statistics.fmean(accuracies))
     assert float(row["std"]) == pytest.approx(statistics.stdev(accuracies), abs=1e-4) and row["n"] == "4"
     assert "## Over data.fold" in (root / "compare" / "compare.md").read_text()
+
+
+def test_real_sweep_predictions_per_example_tests_and_rerun_top(tiny_backbone, outputs, tmp_path, capsys):
+    from conftest import train_in_process
+
+    sweep = tmp_path / "sweep"
+    args = [f"model.backbone={tiny_backbone}", "trainer.max_epochs=1", "data.max_samples={train: 64, validation: 32, test: 32}",
+            "data.batch_size=16", "data.cache=false", "~callbacks.progress_bar", "print_config=false"]
+    assert train_in_process("-m", *args, "optimizer.lr=1e-4,3e-3", "seed=1", f"hydra.sweep.dir={sweep}") == 0
+    for job in ("0", "1"):  # every run wrote its test predictions: one row per test example, in split order
+        rows = [json.loads(line) for line in (sweep / job / "test_predictions.jsonl").read_text().splitlines()]
+        assert [r["id"] for r in rows] == list(range(32))
+        accuracy = json.loads((sweep / job / "metrics.json").read_text())["metrics"]["test/accuracy"]
+        assert sum(r["correct"] for r in rows) / 32 == pytest.approx(accuracy)
+        assert {r["gold"] for r in rows} <= {"positive", "negative"}
+    record = (sweep / "multirun.yaml").read_bytes()
+
+    assert main(["compare", str(sweep), "--rerun-top", "2", "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    # one seed each: no test yet; after the rerun both configurations have seeds 1 and 2, paired
+    assert "Not enough runs to test whether" in out
+    after = out.split("after the reruns:")[1]
+    assert "paired t-test on 2 shared seeds" in after and "Per example (32 shared test rows" in after
+    assert "exact McNemar" in after and "seed=1:" in after and "seed=2:" in after
+    assert (sweep / "multirun.yaml").read_bytes() == record  # resume=true still finds the original sweep
+    for rank in (0, 1):
+        rerun = sweep / f"rerun-c{rank}-seed2"
+        assert json.loads((rerun / "metrics.json").read_text())["seed"] == 2
+    summary = list(csv.DictReader(open(sweep / "compare" / "summary.csv")))
+    assert sorted(r["n"] for r in summary) == ["2", "2"] and all(r["test"] in ("", "paired t") for r in summary)

@@ -283,7 +283,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--top", type=int, default=3, help="how many runs' learning curves to draw")
     parser.add_argument("--over", default="seed",
                         help="comma-separated keys to aggregate over (default: seed; cross-validation: data.fold)")
+    parser.add_argument("--rerun-top", type=int, metavar="N",
+                        help="rerun the N best configurations with --seeds more seeds into the same sweep folder, "
+                             "then compare again")
+    parser.add_argument("--seeds", type=int, default=3, metavar="K", help="new seeds per rerun configuration (3)")
     args = parser.parse_args(argv)
     paths = [_latest_sweep() if p == "latest" else p for p in args.paths]
-    compare(paths, args.metric, args.mode, args.out, args.top, tuple(k.strip() for k in args.over.split(",")))
+    over = tuple(k.strip() for k in args.over.split(","))
+    result = compare(paths, args.metric, args.mode, args.out, args.top, over)
+    if args.rerun_top:
+        from tunelab.sweeps.rerun import rerun_top
+
+        if len(paths) != 1:
+            raise TunelabError("--rerun-top reruns into one sweep folder: give exactly one.")
+        rerun_top(paths[0], result, args.rerun_top, args.seeds)
+        print("\nafter the reruns:")
+        compare(paths, args.metric, args.mode, args.out, args.top, over)
     return 0
