@@ -76,8 +76,9 @@ def wait_for(condition, seconds: float, what: str, process: subprocess.Popen | N
         time.sleep(0.5)
 
 
-def job_logs(sweep: Path, suffix: str = "err") -> str:
-    return "\n".join(p.read_text() for p in sorted((sweep / ".submitit").glob(f"*/*_log.{suffix}")))
+def job_logs(sweep: Path) -> str:
+    """What the jobs printed (stdout and stderr of every task and every run of it)."""
+    return "\n".join(p.read_text() for p in sorted((sweep / ".submitit").glob("*/*_log.*")))
 
 
 def array_tasks(sweep: Path) -> list[str]:
@@ -87,6 +88,24 @@ def array_tasks(sweep: Path) -> list[str]:
 
 def metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("overrides, gpus, tasks, cpus", [
+    ([], None, 1, 1),
+    (["trainer=ddp"], None, 2, 1),                                   # 2 CPU ranks: 2 tasks, no GPU
+    (["trainer=gpu"], 1, 1, 1),
+    (["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4", "data.num_workers=3"], 4, 4, 4),
+    (["trainer=gpu", "hydra.launcher.gpus_per_node=8"], 8, 1, 1),    # a value given wins
+])
+def test_launcher_resources_follow_the_trainer(overrides, gpus, tasks, cpus):
+    from hydra import compose, initialize_config_dir
+
+    import tunelab.sweeps.slurm  # noqa: F401  (its resolvers; `tunelab train` imports it)
+    from tunelab.config import config_dir
+
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        launcher = compose("train", overrides=["hydra/launcher=slurm", *overrides], return_hydra_config=True).hydra.launcher
+    assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.cpus_per_task, launcher.nodes) == (gpus, tasks, cpus, 1)
 
 
 def test_a_two_job_sweep_runs_on_the_cluster(tiny_backbone, tmp_path, job_name):
@@ -135,12 +154,12 @@ def test_ddp_runs_one_srun_task_per_rank_with_the_metrics_of_lightnings_own_laun
     assert metrics(sweep / "0")["global_steps"] == metrics(local)["global_steps"] == 4  # 64 rows / (16 x 2 ranks) x 2
 
 
-def _preempted_run(tmp_path, job_name, backbone, *extra):
-    """Start a 1-job sweep, send SIGUSR1 to its job at step 6 (epoch 2 of 2), wait for the sweep to end."""
+def _preempted_run(tmp_path, job_name, backbone, *extra, steps="6"):
+    """Start a sweep, send SIGUSR1 to the job that reaches step 6 (epoch 2 of 2), wait for the sweep to end."""
     sweep, marker, ranks = tmp_path / "sweep", tmp_path / "at-step-6", tmp_path / "ranks.jsonl"
     process = start(tmp_path, sweep, job_name, backbone, "logger=[csv,wandb]", *extra,
                     "+callbacks.wait._target_=slurm_probes.WaitAtStep", f"+callbacks.wait.marker={marker}",
-                    "+callbacks.wait.step=6", "+callbacks.ranks._target_=slurm_probes.RecordRank",
+                    f"+callbacks.wait.step={steps}", "+callbacks.ranks._target_=slurm_probes.RecordRank",
                     f"+callbacks.ranks.path={ranks}")
     try:
         wait_for(marker.exists, 400, "the job reached step 6", process)
@@ -154,15 +173,15 @@ def _preempted_run(tmp_path, job_name, backbone, *extra):
         [json.loads(line) for line in ranks.read_text().splitlines()]
 
 
-def _check_resumed(sweep, ranks):
+def _check_resumed(sweep, ranks, runs=("0",)):
     run = sweep / "0"
     assert [r["restarts"] for r in ranks] == ["0", "1"]  # the same SLURM job, run twice
     assert len({r["job"] for r in ranks}) == 1
     status = json.loads((run / "run.json").read_text())
     assert status["status"] == "completed" and status["resumed_from"] == str(run / "checkpoints" / "last.ckpt")
-    assert "Restored all states from the checkpoint" in (run / "train.log").read_text()
+    assert "Restored all states from the checkpoint" in job_logs(sweep)  # Lightning's own word
     # one run folder, one W&B run: the resumed run wrote a second offline folder under the same id
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["0"]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == list(runs)
     ids = {p.name.rsplit("-", 1)[-1] for p in (run / "wandb").glob("offline-run-*")}
     assert len(list((run / "wandb").glob("offline-run-*"))) == 2 and ids == {(run / "wandb" / "run-id").read_text().strip()}
     return metrics(run)
@@ -170,11 +189,11 @@ def _check_resumed(sweep, ranks):
 
 def test_sigusr1_saves_requeues_and_the_job_resumes_in_its_run_folder(tiny_backbone, tmp_path, job_name):
     # job 0 gets SIGUSR1 at step 6; job 1, the same run without the signal, is the reference
-    sweep, code, log, ranks = _preempted_run(tmp_path, job_name, tiny_backbone, "+callbacks.wait.step=6,1000")
+    sweep, code, log, ranks = _preempted_run(tmp_path, job_name, tiny_backbone, steps="6,1000")
     assert code == 0, log[-3000:]
     logs = job_logs(sweep)
     assert "Caught signal SIGUSR1" in logs and "this job is preempted" in logs and "Requeued job" in logs
-    resumed = _check_resumed(sweep, [r for r in ranks if r["run"] == str(sweep / "0")])
+    resumed = _check_resumed(sweep, [r for r in ranks if r["run"] == str(sweep / "0")], runs=("0", "1"))
     straight = metrics(sweep / "1")
     assert [r["restarts"] for r in ranks if r["run"] == str(sweep / "1")] == ["0"]
     assert resumed["global_steps"] == straight["global_steps"] == 8
@@ -213,13 +232,15 @@ def test_a_cancelled_sweep_resumes_skipping_finished_jobs(tiny_backbone, tmp_pat
         if process.poll() is None:
             process.kill()
     log = (tmp_path / "sweep.log").read_text()
-    assert "ended without a result" in log and "resume=true" in log and "Traceback" not in log
+    # job 1 got SIGTERM from scancel: it saved, and the sweep says how to go on
+    assert f"Job #1 of the sweep was stopped by SIGTERM (scancel, or a preemption) after saving {sweep / '1' / 'checkpoints' / 'last.ckpt'}" in log
+    assert "plus resume=true" in log and "Traceback" not in log
     first = (sweep / "0" / "metrics.json").stat().st_mtime_ns
 
     result = submit(tmp_path, sweep, job_name, tiny_backbone, *args, "resume=true")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (sweep / "0" / "metrics.json").stat().st_mtime_ns == first  # not rerun
-    assert f"{sweep / '0'} finished earlier; skipped." in job_logs(sweep, "out")
+    assert f"{sweep / '0'} finished earlier; skipped." in job_logs(sweep)
     status = json.loads((sweep / "1" / "run.json").read_text())
     assert status["status"] == "completed" and status["resumed_from"] == str(sweep / "1" / "checkpoints" / "last.ckpt")
     assert metrics(sweep / "1")["global_steps"] == 8

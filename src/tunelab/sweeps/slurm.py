@@ -31,6 +31,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 from omegaconf import OmegaConf
 
@@ -107,7 +108,7 @@ def sbatch_refusal(stderr: str, params: dict) -> TunelabError:
         "or for this machine in conf/local/slurm.yaml. Nothing was submitted.")
 
 
-class SqueueWatcher:
+def squeue_watcher(delay_s: int = 600):
     """Job states from ``squeue`` for clusters without accounting (submitit's watcher asks ``sacct``).
 
     squeue lists a job until MinJobAge seconds after it ended; one that is no longer listed has
@@ -115,34 +116,29 @@ class SqueueWatcher:
     Built on submitit's own watcher (same caching, same polling delays): only the command and its
     reading differ.
     """
+    from submitit.slurm.slurm import SlurmInfoWatcher
 
-    @staticmethod
-    def create(delay_s: int = 600):
-        from submitit.slurm.slurm import SlurmInfoWatcher
+    class SqueueWatcher(SlurmInfoWatcher):
+        def update(self) -> None:
+            unfinished = self._registered - self._finished
+            ids = sorted({x.split("_")[0] for x in unfinished})
+            if not ids:
+                return
+            self._num_calls += 1
+            self._last_status_check = time.time()
+            out = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%T|%N",
+                                  f"--jobs={','.join(ids)}"], capture_output=True, text=True)
+            if out.returncode != 0 and "Invalid job id" not in out.stderr:
+                return  # controller busy or down: keep the states we have, ask again later
+            info = self.read_info("JobID|State|NodeList\n" + out.stdout)
+            for job_id in unfinished:
+                info.setdefault(job_id, {"JobID": job_id, "State": "ENDED", "NodeList": ""})
+            self._info_dict.update(info)
+            for job_id in unfinished:
+                if self.is_done(job_id, mode="cache"):
+                    self._finished.add(job_id)
 
-        class _Watcher(SlurmInfoWatcher):
-            def update(self) -> None:
-                unfinished = self._registered - self._finished
-                ids = sorted({x.split("_")[0] for x in unfinished})
-                if not ids:
-                    return
-                self._num_calls += 1
-                out = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%T|%N",
-                                      f"--jobs={','.join(ids)}"], capture_output=True, text=True)
-                if out.returncode != 0 and "Invalid job id" not in out.stderr:
-                    return  # controller busy or down: keep the states we have, ask again later
-                info = self.read_info("JobID|State|NodeList\n" + out.stdout)
-                for job_id in unfinished:
-                    info.setdefault(job_id, {"JobID": job_id, "State": "ENDED", "NodeList": ""})
-                self._info_dict.update(info)
-                import time
-
-                self._last_status_check = time.time()
-                for job_id in unfinished:
-                    if self.is_done(job_id, mode="cache"):
-                        self._finished.add(job_id)
-
-        return _Watcher(delay_s=delay_s)
+    return SqueueWatcher(delay_s=delay_s)
 
 
 def accounting_enabled() -> bool:
@@ -162,7 +158,7 @@ def _prepare_submitit() -> None:
 
     JobEnvironment.USR_SIG = os.environ["SUBMITIT_PREEMPT_SIGNAL"]
     if not accounting_enabled():
-        SlurmJob.watcher = SqueueWatcher.create()
+        SlurmJob.watcher = squeue_watcher()
 
 
 @contextlib.contextmanager
@@ -204,6 +200,22 @@ def hand_over_preemption(error: BaseException) -> None:
         sys.exit(-1)
 
 
+def _stopped_job_says_resume(ret, number: int):
+    """A job stopped by SIGTERM (scancel, a preemption without requeue) saved its state: in a sweep the
+    way back is ``resume=true``, not the single run's ``ckpt_path=last``."""
+    from hydra.core.utils import JobStatus
+
+    from tunelab.callbacks import PreemptedError
+
+    error = getattr(ret, "_return_value", None)
+    if ret.status == JobStatus.FAILED and isinstance(error, PreemptedError):
+        ret._return_value = TunelabError(
+            f"Job #{number} of the sweep was stopped by {error.signal_name} (scancel, or a preemption) after "
+            f"saving {error.saved}.\nRerun the same command plus resume=true: finished jobs are skipped, "
+            "interrupted ones continue from their last.ckpt.")
+    return ret
+
+
 def install() -> None:
     """Add the launcher-side behaviour to hydra-submitit-launcher's SlurmLauncher (idempotent).
 
@@ -225,7 +237,8 @@ def install() -> None:
         _prepare_submitit()
         try:
             with _quiet_sbatch():
-                return original(self, job_overrides, initial_job_idx)
+                return [_stopped_job_says_resume(ret, initial_job_idx + i)
+                        for i, ret in enumerate(original(self, job_overrides, initial_job_idx))]
         except FileNotFoundError as error:
             raise TunelabError(f"hydra/launcher=slurm needs SLURM's commands here ({error.filename} is missing): "
                                "run the sweep on the cluster's login node, or start a local one-node "
