@@ -36,6 +36,7 @@ class RunRecord:
         self.run_dir = Path(run_dir)
         self.info: dict = {}
         self.writes = global_rank() == 0
+        self.fast_dev_run = False
 
     def start(self, cfg, overrides: list[str] | None = None) -> None:
         from omegaconf import OmegaConf
@@ -43,6 +44,8 @@ class RunRecord:
         from tunelab import metadata
         from tunelab.secrets import scrub, scrub_files
 
+        # one batch per split and no checkpoint: recorded as such, so latest/predict/export/compare pass it by
+        self.fast_dev_run = bool(OmegaConf.select(cfg, "trainer.fast_dev_run", default=False))
         if not self.writes:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +71,9 @@ class RunRecord:
 
         if not self.writes:
             return
+        if self.fast_dev_run:
+            summary = {**summary, "fast_dev_run": True}
+            self.info["fast_dev_run"] = True
         _write_json(self.run_dir / "metrics.json", scrub(summary))
         self.info.update(status="completed", ended=_now(), exit_status=0)
         _write_json(self.run_dir / "run.json", self.info)
@@ -100,9 +106,10 @@ def resolve_run_dir(run: str) -> Path:
     """A run directory; ``latest`` is the newest finished run under outputs/runs."""
     if run == "latest":
         root = Path(os.environ.get("TUNELAB_OUTPUTS", "outputs")) / "runs"
-        done = sorted(root.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
+        done = sorted((p for p in root.glob("*/metrics.json") if not is_fast_dev_run(p.parent)), key=lambda p: p.stat().st_mtime)
         if not done:
-            raise TunelabError(f"No finished run under {root}. Train one with `tunelab train`.")
+            raise TunelabError(f"No finished run under {root} (debug=fast_dev_run runs do not count). "
+                               "Train one with `tunelab train`.")
         return done[-1].parent
     path = Path(run).expanduser()
     if not path.is_dir():
@@ -111,18 +118,30 @@ def resolve_run_dir(run: str) -> Path:
         status = json.loads((path / "run.json").read_text()).get("status") if (path / "run.json").exists() else "unknown"
         raise TunelabError(f"'{run}' is not a finished run (no metrics.json; status: {status}). "
                            "Predict and export need a run that completed.")
+    if is_fast_dev_run(path):
+        raise TunelabError(f"'{run}' is a debug=fast_dev_run run (one batch per split, no checkpoint): a check that the "
+                           "pipeline runs, not a model. Predict and export need a run trained without debug=fast_dev_run.")
     return path
 
 
-def load_run(run: str):
-    """(config, module with the best weights, data module) of a finished run, ready to predict."""
+def is_fast_dev_run(run_dir: Path) -> bool:
+    """A run that finished under debug=fast_dev_run (its metrics.json says so)."""
+    try:
+        return bool(json.loads((Path(run_dir) / "metrics.json").read_text()).get("fast_dev_run"))
+    except (OSError, ValueError):
+        return False
+
+
+def load_run(run: str, cfg=None):
+    """(config, module with the best weights, data module) of a finished run, ready to predict.
+    ``cfg``: the run's config with changes (``tunelab eval`` overrides); default ``<run>/config.yaml``."""
     import torch
     from omegaconf import OmegaConf
 
     from tunelab.config import instantiate
 
     run_dir = resolve_run_dir(run)
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg = OmegaConf.load(run_dir / "config.yaml") if cfg is None else cfg
     summary = json.loads((run_dir / "metrics.json").read_text())
     ckpt_path = run_dir / summary["best_checkpoint"] if summary.get("best_checkpoint") else None
     if ckpt_path is None or not ckpt_path.exists():
@@ -134,6 +153,8 @@ def load_run(run: str):
             checkpoint = consolidated_checkpoint(ckpt_path)
         else:
             checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except TunelabError:  # already says what and where (a refused sharded checkpoint)
+        raise
     except Exception as err:
         raise TunelabError(f"Cannot read the checkpoint {ckpt_path}: {type(err).__name__}: {str(err)[:300]}") from err
     task = instantiate(cfg.task, "task")

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from tunelab import preflight
 from tunelab.config import check_metric, config_dir, instantiate, instantiate_each, print_tree, validate
-from tunelab.data.fingerprint import data_fingerprint
 from tunelab.errors import TunelabError
 from tunelab.loggers import log_config, one_wandb_run_per_job
 from tunelab.noise import silence_known_noise
@@ -34,6 +33,8 @@ def train(cfg) -> dict:
     from omegaconf import OmegaConf
 
     from tunelab.callbacks import PreemptedError, PreemptionCheckpoint, best_checkpoint_callback
+    # imported here, not at the top: tunelab.data imports Lightning, which must come after Hydra's logging set-up
+    from tunelab.data.fingerprint import data_fingerprint
 
     from tunelab.tuning.report import format_report, peak_memory_mb
 
@@ -95,6 +96,9 @@ def train(cfg) -> dict:
         if cfg.get("test", True):
             results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
             metrics.update({k: float(v) for k, v in results[0].items()})
+            from tunelab import test_predictions  # per test row: what compare's per-example tests pair
+
+            test_predictions.write(trainer, module, datamodule, best, run_dir)
         summary = {
             "metrics": metrics,
             "monitor": {"metric": task.metric, "mode": task.metric_mode,
@@ -144,6 +148,10 @@ def main(argv: list[str]) -> int:
     # name (wanted: a typo fails); Hydra warns about that on every start, which says nothing to users.
     warnings.filterwarnings("ignore", message=r"\s*'hydra/.*' is validated against ConfigStore schema",
                             category=UserWarning)
+    from tunelab.sweeps import slurm  # the ${tunelab.slurm_*:...} resolvers of hydra/launcher=slurm
+
+    slurm.install()  # clear sbatch errors, squeue without accounting, SIGUSR1 requeues
+
     argv = resume.sweep_dir_to_resume(list(argv))  # -m ... resume=true: continue the earlier sweep's folder
     # Hydra creates the run directory before train() runs: check that it can, for a clear error
     named = [a.split("=", 1)[1] for a in argv if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]

@@ -7,7 +7,7 @@ Three pieces make a sweep restartable after a crash or a preemption:
      enumerated in the same order);
   3. each job skips itself when its ``metrics.json`` exists (written only on success) and otherwise
      continues from ``checkpoints/last.ckpt`` when one was saved (``finished_result``,
-     ``resume_checkpoint``).
+     ``resume_checkpoint``). A requeued SLURM sweep job does the same by itself (``requeued``).
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ def sweep_dir_to_resume(argv: list[str]) -> list[str]:
 
     given = [a.split("=", 1)[1] for a in argv if a.startswith("paths.output_root=")]
     root = Path(given[-1] if given else os.environ.get("TUNELAB_OUTPUTS", "outputs")) / "multirun"
-    wanted = _overrides_of(argv)
+    from tunelab.secrets import scrub
+
+    wanted = _overrides_of(scrub(list(argv)))  # multirun.yaml records secrets masked (tunelab.secrets)
     earlier = sorted(root.glob("*/multirun.yaml"), key=lambda p: p.stat().st_mtime, reverse=True)
     for record in earlier:
         overrides = OmegaConf.select(OmegaConf.load(record), "hydra.overrides", default={}) or {}
@@ -70,11 +72,12 @@ def sweep_dir_to_resume(argv: list[str]) -> list[str]:
 
 
 def requeued() -> bool:
-    """A SLURM job that was requeued (preemption, time limit) and runs again: it continues its own run.
+    """A sweep job that SLURM requeued (preemption, time limit) and runs again: it continues its own run.
 
-    SLURM counts restarts in SLURM_RESTART_COUNT; the requeued job runs the same command in the
-    same run folder, so resuming needs no ``resume=true``."""
-    return os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
+    SLURM counts restarts in SLURM_RESTART_COUNT; submitit reruns the same job in the same run
+    folder, so resuming needs no ``resume=true`` (tunelab.sweeps.slurm). A job script run by sbatch
+    without submitit is left to Lightning, which resumes from its own ``hpc_ckpt_N.ckpt``."""
+    return os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
 
 
 def _resuming(cfg) -> bool:
