@@ -20,9 +20,8 @@ extractive QA are not written (their per-row scores need the task's own metric c
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-
-import lightning as L
 
 FILE = "test_predictions.jsonl"
 
@@ -45,34 +44,46 @@ def _codec(task):
     return None
 
 
-class TestPredictionWriter(L.Callback):
-    """Collects ``predict_step``'s (idx, row) pairs with the batch's gold labels; rank 0 writes the file."""
+def _writer_class():
+    import lightning as L  # here, not at the top: compare reads these files without loading Lightning
 
-    def __init__(self, path: Path, task, regression: bool):
-        self.path, self.regression = Path(path), regression
-        self.prediction, self.gold = _codec(task)
-        self.rows: list[dict] = []
+    class TestPredictionWriter(L.Callback):
+        """Collects ``predict_step``'s (idx, row) pairs with the batch's gold labels; rank 0 writes the file."""
 
-    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        for (idx, row), label in zip(outputs, batch["labels"]):
-            prediction, gold = self.prediction(row), self.gold(label)
-            item = {"id": int(idx), "prediction": prediction, "gold": gold}
-            if not self.regression:
-                item["correct"] = prediction == gold
-            self.rows.append(item)
+        def __init__(self, path: Path, task, regression: bool):
+            self.path, self.regression = Path(path), regression
+            self.prediction, self.gold = _codec(task)
+            self.rows: list[dict] = []
 
-    def on_predict_epoch_end(self, trainer, pl_module):
-        import torch.distributed as dist
+        def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+            for (idx, row), label in zip(outputs, batch["labels"]):
+                prediction, gold = self.prediction(row), self.gold(label)
+                item = {"id": int(idx), "prediction": prediction, "gold": gold}
+                if not self.regression:
+                    item["correct"] = prediction == gold
+                self.rows.append(item)
 
-        rows = self.rows
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            gathered = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, rows)
-            rows = [row for part in gathered for row in part]
-        if trainer.is_global_zero:
-            unique = {row["id"]: row for row in rows}  # a padded distributed sampler repeats rows
-            self.path.write_text("".join(json.dumps(unique[i], ensure_ascii=False) + "\n" for i in sorted(unique)),
-                                 encoding="utf-8")
+        def on_predict_epoch_end(self, trainer, pl_module):
+            import torch.distributed as dist
+
+            rows = self.rows
+            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+                gathered = [None] * dist.get_world_size()
+                dist.all_gather_object(gathered, rows)
+                rows = [row for part in gathered for row in part]
+            if trainer.is_global_zero:
+                unique = {row["id"]: row for row in rows}  # a padded distributed sampler repeats rows
+                self.path.write_text("".join(json.dumps(unique[i], ensure_ascii=False) + "\n" for i in sorted(unique)),
+                                     encoding="utf-8")
+
+    TestPredictionWriter.__qualname__ = "TestPredictionWriter"  # picklable by name (ddp_spawn ships callbacks)
+    return TestPredictionWriter
+
+
+def __getattr__(name: str):
+    if name == "TestPredictionWriter":  # built on first use; unpickling in a spawned process finds it here too
+        return globals().setdefault(name, _writer_class())
+    raise AttributeError(name)
 
 
 def write(trainer, module, datamodule, ckpt_path: str | None, run_dir: Path) -> Path | None:
@@ -84,7 +95,7 @@ def write(trainer, module, datamodule, ckpt_path: str | None, run_dir: Path) -> 
         print(f"{FILE}: not written for the {task.name} task (per-example tests cover classification, "
               "multiple choice and regression)")
         return None
-    writer = TestPredictionWriter(Path(run_dir) / FILE, task, isinstance(task, Regression))
+    writer = sys.modules[__name__].TestPredictionWriter(Path(run_dir) / FILE, task, isinstance(task, Regression))
     trainer.callbacks.append(writer)
     try:
         trainer.predict(module, dataloaders=datamodule.test_dataloader(), ckpt_path=ckpt_path or None,
@@ -108,3 +119,19 @@ def read(run_dir: Path) -> dict | None:
         else:
             rows[row["id"]] = (-(float(row["prediction"]) - float(row["gold"])) ** 2, None)
     return rows
+
+
+def evidence(best_runs: list, runner_runs: list, over: tuple[str, ...]) -> str:
+    """Paired bootstrap (and McNemar) between two configurations' runs, in one sentence (tunelab compare)."""
+    from tunelab.sweeps import stats
+
+    def loaded(runs):
+        found = [(", ".join(f"{k}={r.overrides.get(k, '')}" for k in over), f"run {r.label}", read(r.path))
+                 for r in runs if r.status == "completed"]
+        found = [(key, label, rows) for key, label, rows in found if rows]
+        unique = len({key for key, _, _ in found}) == len(found)  # else runs share a seed: no pairs
+        return {key if unique else label: rows for key, label, rows in found}
+
+    a, b = loaded(best_runs), loaded(runner_runs)
+    regression = any(row[1] is None for rows in [*a.values(), *b.values()] for row in rows.values())
+    return stats.describe_examples(stats.per_example(a, b), "minus squared error" if regression else "accuracy")

@@ -32,6 +32,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tunelab import test_predictions
 from tunelab.errors import TunelabError
 from tunelab.sweeps import stats
 from tunelab.sweeps.report import markdown_table, plot, tables, text_table
@@ -207,7 +208,7 @@ def compare(paths: list[str], metric: str | None = None, mode: str | None = None
     findings = []
     if runner is not None:
         findings = [stats.verdict(_config_label(best, config_keys), _config_label(runner, config_keys),
-                                  tests[id(runner)]), _per_example(best, runner, over)]
+                                  tests[id(runner)]), test_predictions.evidence(best.runs, runner.runs, over)]
 
     target = Path(out) if out else (Path(paths[0]) / "compare")
     target.mkdir(parents=True, exist_ok=True)
@@ -247,22 +248,6 @@ def compare(paths: list[str], metric: str | None = None, mode: str | None = None
         print(line)
     print(f"wrote {target}/runs.csv, summary.csv, compare.md, compare.png")
     return result
-
-
-def _per_example(best: Group, runner: Group, over: tuple[str, ...]) -> str:
-    """Paired bootstrap (and McNemar) between two configurations on their runs' test_predictions.jsonl."""
-    from tunelab import test_predictions
-
-    def loaded(group):
-        found = [(", ".join(f"{k}={r.overrides.get(k, '')}" for k in over), f"run {r.label}",
-                  test_predictions.read(r.path)) for r in group.runs if r.status == "completed"]
-        found = [(key, label, rows) for key, label, rows in found if rows]
-        unique = len({key for key, _, _ in found}) == len(found)  # else runs share a seed: no pairs
-        return {key if unique else label: rows for key, label, rows in found}
-
-    a, b = loaded(best), loaded(runner)
-    regression = any(row[1] is None for rows in [*a.values(), *b.values()] for row in rows.values())
-    return stats.describe_examples(stats.per_example(a, b), "minus squared error" if regression else "accuracy")
 
 
 def _latest_sweep() -> str:

@@ -164,6 +164,7 @@ def _step_timer_class():
         on_test_batch_start = on_predict_batch_start = on_validation_batch_start
         on_test_batch_end = on_predict_batch_end = on_validation_batch_end
 
+    StepTimer.__qualname__ = "StepTimer"  # picklable by name
     return StepTimer
 
 
