@@ -121,3 +121,20 @@ def test_real_sweep_predictions_per_example_tests_and_rerun_top(tiny_backbone, o
         assert json.loads((rerun / "metrics.json").read_text())["seed"] == 2
     summary = list(csv.DictReader(open(sweep / "compare" / "summary.csv")))
     assert sorted(r["n"] for r in summary) == ["2", "2"] and all(r["test"] in ("", "paired t") for r in summary)
+
+
+def test_a_ddp_run_writes_every_test_row_once(tiny_backbone, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "ddp"
+    # 2 processes, 33 test rows: each predicts its share, rank 0 gathers all (and drops none, repeats none)
+    subprocess.run([sys.executable, "-m", "tunelab", "train", "trainer=ddp", "trainer.devices=2", f"model.backbone={tiny_backbone}",
+                    f"hydra.run.dir={run}", "trainer.max_epochs=1", "data.max_samples={train: 64, validation: 32, test: 33}",
+                    "data.batch_size=16", "data.cache=false", "~callbacks.progress_bar", "print_config=false"],
+                   check=True, capture_output=True, env={**os.environ, "TUNELAB_OUTPUTS": str(tmp_path / "outputs")})
+    rows = [json.loads(line) for line in (run / "test_predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == list(range(33))
+    accuracy = json.loads((run / "metrics.json").read_text())["metrics"]["test/accuracy"]
+    assert sum(r["correct"] for r in rows) / 33 == pytest.approx(accuracy)
