@@ -23,7 +23,11 @@ def _write(path, text: str | bytes):
 def _cases(tmp):
     good = _write(tmp / "good.csv", "text,label\n" + "".join(f"nice film {i},pos\nbad film {i},neg\n" for i in range(20)))
     return {
-        "typo in a config key": (["trainer.max_epoch=2"], r"Could not override 'trainer.max_epoch'.*\+trainer.max_epoch"),
+        "typo in a config key": (["trainer.max_epoch=2"], r"Could not override 'trainer.max_epoch': trainer has no key "
+                                 r"'max_epoch'. Did you mean 'max_epochs'\? Its keys: .*accelerator"),
+        "typo in an optimizer key": (["optimizer.lrr=1e-4"], r"optimizer has no key 'lrr'. Did you mean 'lr'\?"),
+        "typo in a group name": (["optimzer.lr=1e-4"], r"the top level of the config has no key 'optimzer'. "
+                                 r"Did you mean 'optimizer'\?"),
         "unknown group option": (["model=minilmm"], r"Could not find 'model/minilmm'.*minilm"),
         "unknown top-level key": (["learning_rate=1e-3"], r"Could not override 'learning_rate'"),
         "wrong type for lr": (["optimizer.lr=fast"], r"optimizer.lr must be a number, got 'fast'"),
@@ -114,7 +118,7 @@ def cases(tmp_path, tiny_backbone):
 
 CASE_NAMES = [
     # config
-    "typo in a config key", "unknown group option", "unknown top-level key", "wrong type for lr", "negative learning rate",
+    "typo in a config key", "typo in an optimizer key", "typo in a group name", "unknown group option", "unknown top-level key", "wrong type for lr", "negative learning rate",
     "batch size 0", "missing required value", "infinite learning rate", "wrong type for max_epochs", "bad split ratios",
     "checkpoint name escapes the run", "metric typo", "metric typo, no validation", "max_steps 0", "max_steps not a number",
     "unknown optimizer key", "another optimizer's settings", "Hydra's +key advice for a trainer typo", "unknown scheduler key",
@@ -130,7 +134,8 @@ CASE_NAMES = [
 
 
 # rejected by Hydra while it composes the config, before tunelab's train() (and its run.json) starts
-BEFORE_THE_RUN = {"typo in a config key", "unknown group option", "unknown top-level key"}
+BEFORE_THE_RUN = {"typo in a config key", "typo in an optimizer key", "typo in a group name", "unknown group option",
+                  "unknown top-level key"}
 
 
 def assert_one_clear_message(overrides, message, tiny_backbone, run, capsys, monkeypatch, run_json=True):

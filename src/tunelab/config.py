@@ -180,3 +180,42 @@ def instantiate(cfg, where: str, **kwargs):
                            + f"\nCheck the keys under '{where}' (tunelab train --cfg job shows them).") from None
     except TunelabError:
         raise
+
+
+def install_override_hints() -> None:
+    """Answer a misspelt override key with the nearest existing key, not Hydra's "+key" advice.
+
+    For ``optimizer.lrr=1e-4`` Hydra says "To append to your config use +optimizer.lrr=1e-4", which
+    adds the typo. Hydra has no hook for this message, so its override step is wrapped (the same
+    step, a better error): the key is looked up where it would go, and the message names the nearest
+    key there and the keys it has.
+    """
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.errors import ConfigCompositionException
+    from omegaconf import OmegaConf
+
+    original = ConfigLoaderImpl._apply_overrides_to_config
+    if getattr(original, "tunelab_hints", False):
+        return
+
+    def apply(overrides, cfg):
+        try:
+            return original(overrides, cfg)
+        except ConfigCompositionException as err:
+            if not str(err).startswith("Could not override '"):
+                raise
+            key = str(err).split("'")[1]
+            parts, node = key.split("."), cfg
+            for depth, part in enumerate(parts):  # walk down to where the key stops existing
+                if not OmegaConf.is_dict(node) or part not in node:
+                    break
+                node = node[part]
+            where = ".".join(parts[:depth]) or "the top level of the config"
+            known = sorted(str(k) for k in node.keys()) if OmegaConf.is_dict(node) else []
+            raise TunelabError(
+                f"Could not override '{key}': {where} has no key '{parts[depth]}'.{did_you_mean(parts[depth], known)}"
+                f" Its keys: {', '.join(known[:20])}{' ...' if len(known) > 20 else ''}.\n"
+                f"Only to pass a new argument that its _target_ takes, add it with +{key}=VALUE.") from None
+
+    apply.tunelab_hints = True
+    ConfigLoaderImpl._apply_overrides_to_config = staticmethod(apply)

@@ -148,6 +148,9 @@ def main(argv: list[str]) -> int:
     # name (wanted: a typo fails); Hydra warns about that on every start, which says nothing to users.
     warnings.filterwarnings("ignore", message=r"\s*'hydra/.*' is validated against ConfigStore schema",
                             category=UserWarning)
+    from tunelab.config import install_override_hints
+
+    install_override_hints()  # a misspelt key gets the nearest one, not Hydra's "+key" advice
     from tunelab.sweeps import slurm  # the ${tunelab.slurm_*:...} resolvers of hydra/launcher=slurm
 
     slurm.install()  # clear sbatch errors, squeue without accounting, SIGUSR1 requeues
