@@ -55,3 +55,10 @@ def test_estimate_then_the_real_sweep(tiny_backbone, outputs, tmp_path, capsys):
         files = sum(p.stat().st_size for p in (tmp_path / "sweep" / str(job) / "checkpoints").iterdir()) / 2**20
         assert result["jobs"][job]["checkpoint_mb"] == round(files, 1)
     assert result["peak_memory_mb"] > 100
+
+
+def test_a_multi_process_job_is_refused_with_what_to_do(tiny_backbone, capsys):
+    assert main(["estimate", "-m", f"model.backbone={tiny_backbone}", "trainer=ddp", "optimizer.lr=1e-4,1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert "tunelab estimate profiles one process; this sweep's jobs run on trainer.devices=2" in err
+    assert "Traceback" not in err

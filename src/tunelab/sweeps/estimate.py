@@ -237,6 +237,11 @@ def profile(overrides: list[str], workdir: Path) -> dict:
                                   "trainer.max_epochs=1", "trainer.max_steps=-1", "++trainer.val_check_interval=1.0",
                                   "+callbacks.estimate_timer._target_=tunelab.sweeps.estimate.StepTimer",
                                   "print_config=false"))
+    devices = cfg.trainer.get("devices", 1)
+    if str(devices) not in ("1", "[0]") or cfg.trainer.get("num_nodes", 1) != 1:
+        # Lightning would start the other ranks by re-running this command line: `tunelab estimate` itself
+        raise TunelabError(f"tunelab estimate profiles one process; this sweep's jobs run on trainer.devices={devices}. "
+                           "Estimate with trainer=cpu (or trainer.devices=1) and divide the train time by the devices.")
     _reset_peak_memory()
     log = io.StringIO()
     started = time.perf_counter()
