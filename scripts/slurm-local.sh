@@ -39,7 +39,7 @@ install() {
     command -v apt-get >/dev/null || die "SLURM is not installed and there is no apt-get here: install slurm-wlm (slurmctld, slurmd, sbatch) and munge with your package manager, then rerun $0 start"
     say "installing slurm-wlm and munge (apt-get)"
     apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends slurm-wlm munge >/dev/null \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null \
         || die "apt-get install slurm-wlm munge failed (see above)"
 }
 
