@@ -83,8 +83,8 @@ class TuneDataModule(L.LightningDataModule):
         self._tokenizer = tokenizer
         self.trust_remote_code = trust_remote_code  # model.trust_remote_code: the tokenizer may ship code too
         # a list maps several source columns onto one list-valued column (multiple choice: the endings)
-        self.columns = {canon: src if src is None or isinstance(src, str) else [str(s) for s in src]
-                        for canon, src in dict(columns or {"text": "text", "label": "label"}).items()}
+        self.columns = {canon: src if src is None or isinstance(src, (str, bool)) else [str(s) for s in src]
+                        for canon, src in dict(columns or {}).items()}
         self.source_splits = dict(source_splits or {})
         self.split_ratios = ratios
         self.split_seed = split_seed
@@ -161,33 +161,25 @@ class TuneDataModule(L.LightningDataModule):
             raise TunelabError(f"Data source '{self.name}' has no 'train' split (it has {list(raw)}).")
         raw = datasets.DatasetDict({k: v for k, v in raw.items() if k in SPLITS})
         raw = self._rename_columns(raw)
-        check_labels(raw, self.task, self.columns.get("label"), self.name)
+        check_labels(raw, self.task, self.resolved_columns.get("label"), self.name)
         return self._create_missing_splits(raw)
 
     def _rename_columns(self, raw):
-        wanted = {canon: src for canon, src in self.columns.items() if src is not None}
-        known = set(self.task.required_columns) | set(self.task.optional_columns)
-        for canon in wanted:
-            if canon not in known:
-                raise TunelabError(f"data.columns.{canon}: the task '{self.task.name}' uses the columns "
-                                   f"{sorted(known)}, not '{canon}'.")
-        for canon in self.task.required_columns:
-            if canon not in wanted:
-                raise TunelabError(f"data.columns has no '{canon}' entry, which the task '{self.task.name}' needs.")
+        from tunelab.data.columns import missing_column_error, resolve
+
+        wanted = resolve(self.columns, self.task, raw["train"].column_names)  # the task's defaults filled in
+        self.resolved_columns = wanted
 
         def sources(src) -> list[str]:
             return src if isinstance(src, list) else [src]
 
         out = {}
         for split, ds in raw.items():
-            missing = [s for canon, src in wanted.items() for s in sources(src)
-                       if s not in ds.column_names and not (split != "train" and canon == "label")]
+            optional = set(self.task.optional_columns)
+            missing = [(canon, s) for canon, src in wanted.items() for s in sources(src)
+                       if s not in ds.column_names and not (split != "train" and (canon == "label" or canon in optional))]
             if missing:
-                raise TunelabError(
-                    f"The {split} split of '{self.name}' has no column {missing[0]!r} (data.columns maps "
-                    f"{ {c: s for c, s in wanted.items() if missing[0] in sources(s)} }). Its columns are "
-                    f"{ds.column_names}. Set data.columns.<name>=<one of those>."
-                )
+                raise missing_column_error(split, self.name, self.task, *missing[0], wanted, ds)
             present = {src: canon for canon, src in wanted.items() if isinstance(src, str) and src in ds.column_names}
             gathered = {canon: src for canon, src in wanted.items() if isinstance(src, list)}
             if gathered:  # several source columns -> one list column per row
@@ -222,7 +214,7 @@ class TuneDataModule(L.LightningDataModule):
             dupes = [value for value, n in Counter(ds["id"]).items() if n > 1]
             if dupes:
                 raise TunelabError(f"The {split} split of '{self.name}' has duplicate ids {sorted(set(map(str, dupes)))[:5]} "
-                                   f"({len(dupes)} ids repeat). Make the id column unique, or map it away with data.columns.id=null.")
+                                   f"({len(dupes)} ids repeat). Make the id column unique, or switch it off with data.columns.id=false.")
         try:
             return ds.map(self.task.preprocess, batched=True, remove_columns=[c for c in ds.column_names if c != "idx"],
                           fn_kwargs={"tokenizer": self.tokenizer, "max_length": self.max_length},

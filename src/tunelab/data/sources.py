@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tunelab.errors import TunelabError, did_you_mean
 
-FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
+                ".conll": "conll", ".conllu": "conll", ".iob": "conll"}
 
 
 def hub(path: str, name: str | None = None, revision: str | None = None, trust_remote_code: bool = False,
@@ -31,11 +32,13 @@ def hub(path: str, name: str | None = None, revision: str | None = None, trust_r
         ) from err
 
 
-def files(train: str, validation: str | None = None, test: str | None = None, delimiter: str | None = None):
-    """Local CSV / TSV / JSON / JSONL / parquet files, one per split (validation/test optional)."""
+def files(train: str, validation: str | None = None, test: str | None = None, delimiter: str | None = None,
+          token_column: int | None = None, tag_column: int | None = None):
+    """Local CSV / TSV / JSON / JSONL / parquet files, or CoNLL token-per-line files (.conll, .conllu,
+    .iob: ``token_column``/``tag_column`` pick the word and tag columns), one per split (validation/test optional)."""
     import datasets
 
-    from tunelab.data import checks
+    from tunelab.data import checks, conll
 
     paths = {k: v for k, v in {"train": train, "validation": validation, "test": test}.items() if v}
     suffixes = set()
@@ -47,6 +50,15 @@ def files(train: str, validation: str | None = None, test: str | None = None, de
     if len(suffixes) > 1:
         raise TunelabError(f"All data files must have the same format; got {sorted(suffixes)}.")
     fmt = suffixes.pop()
+    if fmt == "conll":
+        for split, path in paths.items():
+            checks.check_utf8(split, Path(path).expanduser())
+        return datasets.DatasetDict({split: datasets.Dataset.from_dict(
+            conll.read(split, Path(path).expanduser(), token_column, tag_column, delimiter))
+            for split, path in paths.items()})
+    if token_column is not None or tag_column is not None:
+        raise TunelabError(f"data.loader.token_column / tag_column are for CoNLL files ({', '.join(conll.SUFFIXES)}); "
+                           f"the data files are {fmt}. Name the columns with data.columns.tokens=... data.columns.tags=...")
     kwargs = {}
     if fmt == "csv":
         kwargs["delimiter"] = delimiter or ("\t" if Path(train).suffix.lower() == ".tsv" else ",")
