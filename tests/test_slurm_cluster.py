@@ -154,7 +154,7 @@ def test_ddp_runs_one_srun_task_per_rank_with_the_metrics_of_lightnings_own_laun
     assert metrics(sweep / "0")["global_steps"] == metrics(local)["global_steps"] == 4  # 64 rows / (16 x 2 ranks) x 2
 
 
-def _preempted_run(tmp_path, job_name, backbone, *extra, steps="6"):
+def _preempted_run(tmp_path, job_name, backbone, *extra, steps="6", to=()):
     """Start a sweep, send SIGUSR1 to the job that reaches step 6 (epoch 2 of 2), wait for the sweep to end."""
     sweep, marker, ranks = tmp_path / "sweep", tmp_path / "at-step-6", tmp_path / "ranks.jsonl"
     process = start(tmp_path, sweep, job_name, backbone, "logger=[csv,wandb]", *extra,
@@ -163,8 +163,9 @@ def _preempted_run(tmp_path, job_name, backbone, *extra, steps="6"):
                     f"+callbacks.ranks.path={ranks}")
     try:
         wait_for(marker.exists, 400, "the job reached step 6", process)
-        # what SLURM sends the job's tasks signal_delay_s before the time limit (--signal=USR1@N)
-        subprocess.run(["scancel", "--signal=USR1", marker.read_text()], check=True)
+        # what SLURM sends the job's tasks signal_delay_s before the time limit (--signal=USR1@N);
+        # to=("--batch",): to the batch shell only, as with --signal=B:USR1@N
+        subprocess.run(["scancel", "--signal=USR1", *to, marker.read_text()], check=True)
         process.wait(timeout=600)
     finally:
         if process.poll() is None:
@@ -207,9 +208,10 @@ def test_sigusr1_saves_requeues_and_the_job_resumes_in_its_run_folder(tiny_backb
 
 def test_a_timed_out_job_is_requeued_up_to_max_num_timeout_and_resumes(tiny_backbone, tmp_path, job_name):
     # with a 5-minute limit submitit counts any SIGUSR1 as the time-limit warning (it came after the
-    # job's guaranteed time): requeued once (max_num_timeout=1), then it finishes
+    # job's guaranteed time): requeued once (max_num_timeout=1), then it finishes. The signal goes to
+    # the batch shell only here; the job script passes it on to the task.
     sweep, code, log, ranks = _preempted_run(tmp_path, job_name, tiny_backbone, "hydra.launcher.timeout_min=5",
-                                             "hydra.launcher.max_num_timeout=1")
+                                             "hydra.launcher.max_num_timeout=1", to=("--batch",))
     assert code == 0, log[-3000:]
     logs = job_logs(sweep)
     assert "this job is timed-out" in logs and "Requeued job" in logs and "(0 remaining timeouts)" in logs

@@ -149,6 +149,14 @@ def accounting_enabled() -> bool:
 
 PREEMPT_SIGNAL = "USR1"
 
+# First line of every job script: the batch shell passes SIGUSR1 on to srun, which passes it to the
+# tasks. Without it a signal sent to the batch shell only (`scancel --signal=USR1 --batch`,
+# `--signal=B:USR1@N`) kills bash (its default for SIGUSR1) and the job with it. srun runs in the
+# background because bash runs a trap only once the foreground command has ended.
+FORWARD_USR1 = ('srun() { command srun "$@" & local pid=$! rc; trap "kill -USR1 $pid" USR1; '
+                'while wait $pid; rc=$?; [ $rc -gt 128 ] && kill -0 $pid 2>/dev/null; do :; done; '
+                'trap - USR1; return $rc; }')
+
 
 def _prepare_submitit() -> None:
     """Before submitting: the preemption signal (USR1, for the jobs too), and squeue when sacct cannot answer."""
@@ -235,6 +243,7 @@ def install() -> None:
         from submitit.core.utils import FailedJobError, UncompletedJobError
 
         _prepare_submitit()
+        self.params["setup"] = [FORWARD_USR1, *[line for line in self.params.get("setup") or [] if line != FORWARD_USR1]]
         try:
             with _quiet_sbatch():
                 return [_stopped_job_says_resume(ret, initial_job_idx + i)
