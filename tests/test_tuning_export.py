@@ -60,3 +60,60 @@ def test_adapter_export_of_a_run_without_adapter_says_to_export_merged():
 
     with pytest.raises(TunelabError, match="trains no adapter.*--merged"):
         BitFit().save_adapter(torch.nn.Linear(2, 2), "/tmp/never-written")
+
+
+LONG = " ".join(["the film is long, slow and yet strangely moving in places, with a cast that tries hard"] * 40)
+
+
+def test_export_pipeline_truncation_agrees_with_predict_on_long_inputs(tiny_backbone, outputs, tmp_path, mr_csv, capsys):
+    """Issue 17.4-5: the export carries the trained max length (pipeline(..., truncation=True) cuts where predict
+    does); predict reads JSON rows under the training column name ("review")."""
+    import json
+
+    from transformers import AutoTokenizer, pipeline
+
+    from tunelab.cli import main
+
+    run = tmp_path / "run"
+    assert train_in_process(*quick(tiny_backbone, run, "data=files", f"data.loader.train={mr_csv}",
+                                   "data.columns.text=review", "data.columns.label=sentiment", "data.max_length=48")) == 0
+    texts = [LONG, "a dull film " * 200, "fine"]
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("".join(json.dumps({"review": t}) + "\n" for t in texts))
+    capsys.readouterr()
+    assert main(["predict", str(run), "--input", str(inputs)]) == 0
+    predicted = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(predicted) == 3
+
+    folder = export_run(str(run), str(tmp_path / "export"))
+    assert AutoTokenizer.from_pretrained(str(folder)).model_max_length == 48
+    assert len(AutoTokenizer.from_pretrained(str(folder))(LONG)["input_ids"]) > 512  # longer than the model allows
+    pipe = pipeline("text-classification", model=str(folder))
+    for text, ours in zip(texts, predicted):
+        theirs = pipe(text, truncation=True)[0]
+        assert theirs["label"] == ours["label"]
+        assert abs(theirs["score"] - ours["score"]) < 1e-5
+
+    card = (folder / "README.md").read_text()
+    assert "pipeline_tag: text-classification" in card and "https://github.com/" not in card
+    assert "truncation=True" in card and "| accuracy | test |" in card
+    assert '"train": "reviews.csv"' in card and '"text": "review"' in card
+
+
+def test_seq2seq_card_names_backbone_and_letter_spaced_input():
+    from omegaconf import OmegaConf
+
+    from tunelab.model_card import model_card
+    from tunelab.tasks.seq2seq import Seq2Seq
+
+    cfg = OmegaConf.create({"model": {"backbone": "minilm"}, "data": {
+        "name": "files", "max_length": 32, "split_ratios": [0.8, 0.1, 0.1], "split_seed": 42,
+        "loader": {"train": "/data/plurals.jsonl"}, "columns": {"text": "singular", "target": "plural", "label": None}}})
+    summary = {"metrics": {"test/exact_match": 91.0, "val/exact_match": 90.0}, "epochs": 3, "global_steps": 30,
+               "fit_seconds": 12.0, "seed": 42, "data": {"sizes": {"train": 80, "validation": 10, "test": 10}},
+               "monitor": {"metric": "val/exact_match"}}
+    card = model_card(cfg, summary, Seq2Seq(char_level=True))
+    assert "pipeline_tag: text2text-generation" in card
+    assert "sentence-transformers/all-MiniLM-L6-v2" in card and "fine-tuned from minilm" not in card
+    assert "letter-spaced" in card and "`b i g _ c a t`" in card
+    assert "| exact_match | test | 91.0000 |" in card and '"train": "plurals.jsonl"' in card

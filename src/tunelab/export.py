@@ -1,7 +1,8 @@
 """``tunelab export RUN --out DIR``: a finished run as a plain Hugging Face folder.
 
 The folder holds config.json (with id2label), model.safetensors, the tokenizer and a model card
-(README.md) with the metrics, the data and the config. ``transformers.pipeline(TASK, model=DIR)``
+(README.md, tunelab/model_card.py). The tokenizer's ``model_max_length`` is the trained max length, so
+``pipeline(..., truncation=True)`` cuts inputs where training and ``tunelab predict`` did. ``transformers.pipeline(TASK, model=DIR)``
 and ``AutoModelFor*.from_pretrained(DIR)`` load it; tunelab is not needed.
 """
 
@@ -12,50 +13,7 @@ import json
 from pathlib import Path
 
 from tunelab.errors import TunelabError, check_writable
-
-
-def model_card(cfg, summary: dict, task) -> str:
-    from omegaconf import OmegaConf
-
-    metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(summary["metrics"].items()))
-    if task.pipeline_task:
-        usage = ('from transformers import pipeline\n'
-                 f'pipe = pipeline("{task.pipeline_task}", model="PATH/TO/THIS/FOLDER")')
-    else:  # QA, multiple choice, seq2seq: transformers 5 has no pipeline for these
-        auto = getattr(task.auto_class, "__name__", "AutoModel")
-        usage = (f'from transformers import {auto}, AutoTokenizer\n'
-                 f'model = {auto}.from_pretrained("PATH/TO/THIS/FOLDER")\n'
-                 'tokenizer = AutoTokenizer.from_pretrained("PATH/TO/THIS/FOLDER")')
-    return f"""---
-library_name: transformers
-pipeline_tag: {task.pipeline_task or ''}
-tags: [tunelab]
----
-# {cfg.data.get('name', 'model')} fine-tuned from {cfg.model.backbone}
-
-Trained with [tunelab](https://github.com/) ({task.name}). Load it with:
-
-```python
-{usage}
-```
-
-## Results
-
-| metric | value |
-|---|---|
-{metrics}
-
-Epochs {summary['epochs']}, optimizer steps {summary['global_steps']}, fit time {summary['fit_seconds']} s, seed {summary['seed']}.
-
-## Data
-
-`{cfg.data.get('name')}`: split sizes {json.dumps(summary['data']['sizes'])}.
-
-## Config
-
-```yaml
-{OmegaConf.to_yaml(cfg)}```
-"""
+from tunelab.model_card import model_card
 
 
 ADAPTER_USAGE = """This folder holds the PEFT adapter only (and the trained head); load it onto the base model:
@@ -111,12 +69,19 @@ def export_run(run: str, out: str, force: bool = False, adapter: bool = False) -
             target.rmdir()  # the folder this call made for nothing
         raise
     target.mkdir(parents=True, exist_ok=True)
-    datamodule.tokenizer.save_pretrained(target)
+    tokenizer = datamodule.tokenizer
+    # the length training cut inputs at: pipeline(..., truncation=True) then cuts where `tunelab predict` does
+    tokenizer.model_max_length = trained_max_length(module.task, datamodule)
+    tokenizer.save_pretrained(target)
     card = model_card(cfg, summary, module.task)
     if adapter:
         card = card.replace("## Results", ADAPTER_USAGE.format(backbone=cfg.model.backbone) + "\n## Results", 1)
     (target / "README.md").write_text(card)
     return target
+
+
+def trained_max_length(task, datamodule) -> int:
+    return int(getattr(task, "max_source_length", None) or datamodule.max_length)
 
 
 def push(folder: Path, repo_id: str, private: bool) -> str:

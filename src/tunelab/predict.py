@@ -1,7 +1,8 @@
 """``tunelab predict RUN``: predictions of a finished run, one JSON line per input, in input order.
 
-Input is a text file (one text per line), a JSONL file of rows with canonical columns
-(``{"text": ..., "text_pair": ...}``), or standard input. No Trainer is involved: a plain
+Input is a text file (one input per line), a JSONL file of rows under the canonical column names
+(``{"text": ..., "text_pair": ...}``) or the training data's own (``data.columns``), or standard input
+(JSON lines when its first line is an object). What each task takes is in ``FORMATS`` (and --help). No Trainer is involved: a plain
 inference loop over length-sorted batches, put back in input order.
 """
 
@@ -15,10 +16,39 @@ from pathlib import Path
 from tunelab.errors import TunelabError
 
 
-def read_rows(source: str | None) -> list[dict]:
+# what one input is, per task (--help, and the error when the input does not fit)
+FORMATS = {
+    "classification": 'one text per line, or JSON lines {"text": ...} (also {"text_pair": ...} for pairs)',
+    "multilabel": 'one text per line, or JSON lines {"text": ...}',
+    "regression": 'one text per line, or JSON lines {"text": ..., "text_pair": ...}',
+    "tagging": 'one sentence per line (split on whitespace), or JSON lines {"tokens": [words]} or {"text": ...}',
+    "token_classification": 'one sentence per line, or JSON lines {"tokens": [words]} or {"text": ...}',
+    "seq2seq": 'one source per line, or JSON lines {"text": ...} (char_level: plain words, tunelab spells them)',
+    "causal_lm": 'one prompt per line, or JSON lines {"text": ...} / {"prompt": ...}',
+    "question_answering": 'JSON lines {"question": ..., "context": ...} only',
+    "multiple_choice": 'JSON lines {"text": ..., "choices": [...]} (and "question") only',
+}
+# tasks whose one input is more than one text: plain lines cannot carry it
+JSON_ONLY = {"question_answering": ("question", "context"), "multiple_choice": ("text", "choices")}
+
+
+def _canonical(row: dict, columns: dict) -> dict:
+    """A JSON row under the training data's own column names (or the canonical ones) -> canonical columns."""
+    out = dict(row)
+    for canon, src in (columns or {}).items():
+        if canon not in out and isinstance(src, str) and src in row:
+            out[canon] = row[src]
+    if "question" in out and "text" not in out:
+        out["text"] = out["question"]  # QA rows: the question is the text
+    return out
+
+
+def read_rows(source: str | None, task_name: str = "classification", columns: dict | None = None) -> list[dict]:
+    """Input rows in canonical columns. ``columns``: the run's data.columns (a row may use those names)."""
+    where = "standard input" if source in (None, "-") else source
     if source in (None, "-"):
         lines = sys.stdin.read().splitlines()
-        jsonl = False
+        jsonl = next((line.lstrip().startswith("{") for line in lines if line.strip()), False)
     else:
         path = Path(source)
         if not path.is_file():
@@ -27,7 +57,17 @@ def read_rows(source: str | None) -> list[dict]:
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as err:
             raise TunelabError(f"Input file '{source}' is not UTF-8 text ({err}).") from err
-        jsonl = path.suffix.lower() == ".jsonl"
+        jsonl = path.suffix.lower() in (".jsonl", ".json")
+    fmt = FORMATS.get(task_name, FORMATS["classification"])
+    needs = JSON_ONLY.get(task_name)
+    if needs and not jsonl and any(line.strip() for line in lines):
+        raise TunelabError(f"task={task_name} predicts from {fmt}: plain text lines ({where}) cannot carry both "
+                           f"{' and '.join(repr(k) for k in needs)}. Write one JSON object per line, e.g. "
+                           f'{{"{needs[0]}": "...", "{needs[1]}": ...}}, into a .jsonl file (or pipe it in).')
+    wanted = needs or ("text",)
+    names = sorted({*wanted, *(src for c, src in (columns or {}).items() if c in wanted and isinstance(src, str))})
+    if task_name in ("tagging", "token_classification"):
+        names = sorted({*names, "tokens", *([columns["tokens"]] if isinstance((columns or {}).get("tokens"), str) else [])})
     rows = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -36,14 +76,21 @@ def read_rows(source: str | None) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise TunelabError(f"{source}:{n} is not valid JSON ({err.msg}).") from err
-            if not isinstance(row, dict) or "text" not in row:
-                raise TunelabError(f"{source}:{n} must be an object with a \"text\" key.")
+                raise TunelabError(f"{where}:{n} is not valid JSON ({err.msg}).") from err
+            row = _canonical(row, columns) if isinstance(row, dict) else row
+            ok = isinstance(row, dict) and (all(k in row for k in wanted)
+                                            or (task_name in ("tagging", "token_classification") and "tokens" in row))
+            if not ok:
+                raise TunelabError(f"{where}:{n} must be an object with the key(s) {' + '.join(map(repr, wanted))} "
+                                   f"(or the training data's column names: {names}); task={task_name} takes {fmt}.")
             rows.append(row)
         else:
             rows.append({"text": line})
     if not rows:
-        raise TunelabError("No input texts: give --input FILE (one text per line, or .jsonl) or pipe them in.")
+        raise TunelabError(f"No inputs: give --input FILE or pipe them in; task={task_name} takes {fmt}.")
+    if not jsonl:  # said, not silent: a text with line breaks became several inputs
+        print(f"predict: {len(rows)} inputs from {where}, one per line (a text with line breaks: use .jsonl).",
+              file=sys.stderr)
     return rows
 
 
@@ -63,19 +110,22 @@ def predict_rows(module, datamodule, rows: list[dict]) -> list[dict]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tunelab predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="input per task:\n" + "\n".join(f"  {k:<22}{v}" for k, v in FORMATS.items()))
     parser.add_argument("run", help="a run directory (or 'latest')")
-    parser.add_argument("--input", "-i", help="text file (one per line) or .jsonl; default: standard input")
+    parser.add_argument("--input", "-i", help="text file (one input per line) or .jsonl; default: standard input")
     parser.add_argument("--output", "-o", help="write JSON lines here instead of standard output")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
 
     from tunelab.rundir import load_run
 
-    rows = read_rows(args.input)
+    from tunelab.data.columns import task_label
+
     if args.output:  # before the model loads and predicts, not after
         check_output(args.output)
-    _, module, datamodule, _ = load_run(args.run)
+    cfg, module, datamodule, _ = load_run(args.run)
+    rows = read_rows(args.input, task_label(module.task), dict(datamodule.columns))
     datamodule.eval_batch_size = args.batch_size
     predictions = predict_rows(module, datamodule, rows)
     lines = "".join(json.dumps(prediction, ensure_ascii=False) + "\n" for prediction in predictions)

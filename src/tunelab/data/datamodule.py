@@ -27,7 +27,7 @@ from tunelab.data.samplers import LengthGroupedSampler, SortedSampler
 from tunelab.data.splits import SPLITS, carve_missing, kfold
 from tunelab.errors import TunelabError
 
-CACHE_FORMAT = 1  # bump when the cached layout changes
+CACHE_FORMAT = 2  # bump when the cached layout changes
 
 
 def _describe(loader) -> dict:
@@ -81,6 +81,8 @@ class TuneDataModule(L.LightningDataModule):
         self.loader = loader
         self.task = task
         self._tokenizer = tokenizer
+        self.backbone = tokenizer if isinstance(tokenizer, str) else getattr(tokenizer, "name_or_path", "the backbone")
+        self.data_report: dict = {}
         self.trust_remote_code = trust_remote_code  # model.trust_remote_code: the tokenizer may ship code too
         # a list maps several source columns onto one list-valued column (multiple choice: the endings)
         self.columns = {canon: src if src is None or isinstance(src, (str, bool)) else [str(s) for s in src]
@@ -232,7 +234,19 @@ class TuneDataModule(L.LightningDataModule):
             raise TunelabError(f"The train split of '{self.name}' is empty. Check data.split_ratios, "
                                "data.max_samples and the source files.")
         self.task.fit_labels(raw["train"])
+        from tunelab.data import report
+
+        self.data_report = report.build(raw, self.task, self.tokenizer, self.max_length, self.split_seed)
+        self._print_report()
         return datasets.DatasetDict({split: self._tokenize(raw[split], split) for split in SPLITS})
+
+    def _print_report(self) -> None:
+        """Truncation and tokenizer fit (data/report.py), once per run, by rank 0."""
+        from tunelab.data import report
+        from tunelab.sweeps.distributed import global_rank
+
+        if global_rank() == 0 and self.data_report:
+            print("\n".join(report.lines(self.data_report, self.backbone)))
 
     def _cached(self) -> bool:
         return (self.cache_path / "task_state.json").exists()
@@ -256,6 +270,7 @@ class TuneDataModule(L.LightningDataModule):
             tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.cache_path.parent))
             try:
                 splits.save_to_disk(str(tmp / "splits"))
+                (tmp / "data_report.json").write_text(json.dumps(self.data_report))
                 (tmp / "task_state.json").write_text(json.dumps(self.task.state_dict()))
                 # only a leftover without task_state.json can be here (a complete entry returned above)
                 shutil.rmtree(self.cache_path, ignore_errors=True)
@@ -276,6 +291,9 @@ class TuneDataModule(L.LightningDataModule):
                 self.splits = datasets.load_from_disk(str(self.cache_path / "splits"))
                 self.task.load_state_dict(json.loads((self.cache_path / "task_state.json").read_text()))
                 self.tokenized_from_cache = True
+                if (self.cache_path / "data_report.json").exists():
+                    self.data_report = json.loads((self.cache_path / "data_report.json").read_text())
+                    self._print_report()
         else:
             self.splits = self._build()
 
