@@ -88,6 +88,11 @@ class Task:
     def loss(self, outputs, batch: dict) -> torch.Tensor:
         raise NotImplementedError
 
+    def loss_weight(self, batch: dict) -> int:
+        """What ``loss`` averages over in this batch: its rows. A token-mean loss returns its scored tokens,
+        so evaluation's epoch loss weighs batches by them (the split's token mean, on any number of processes)."""
+        return len(batch["input_ids"])
+
     def metrics(self):
         """A fresh ``torchmetrics.MetricCollection`` (one per split)."""
         raise NotImplementedError

@@ -137,6 +137,9 @@ class CausalLM(Task):
         nll, count = token_nll(outputs.logits, batch["labels"])
         return nll.sum() / count.clamp(min=1)
 
+    def loss_weight(self, batch):  # the loss is a mean over scored tokens
+        return int((batch["labels"][:, 1:] != -100).sum())
+
     def metrics(self):
         from torchmetrics import MetricCollection
 
@@ -159,7 +162,8 @@ class CausalLM(Task):
 
     def on_eval_epoch_end(self, module, split):
         samples, self._samples = self._samples, []
-        if split != "val" or not samples or self.tokenizer is None or module.trainer.sanity_checking:
+        if split != "val" or not samples or self.tokenizer is None \
+                or module.trainer.sanity_checking or not module.trainer.is_global_zero:  # one writer under DDP
             return
         lines = []
         for sample in samples:
@@ -169,6 +173,7 @@ class CausalLM(Task):
                           "reference": self.tokenizer.decode(sample["reference_ids"], skip_special_tokens=True)})
             print(f"[sample] {lines[-1]['prompt'][-80:]!r} -> {lines[-1]['generated']!r}")
         path = Path(module.trainer.default_root_dir) / "samples.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
             f.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 

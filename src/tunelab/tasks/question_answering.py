@@ -164,9 +164,15 @@ class QuestionAnswering(Task):
         return PadCollator(tokenizer, pad_values={"offsets": [-1, -1]}, passthrough=("offsets", "context", "golds"))
 
     # ---- objective and metrics
+    @staticmethod
+    def _unpadded(logits: torch.Tensor, batch) -> torch.Tensor:
+        """Padding positions are no candidates: without this, a window's loss would depend on how long the
+        other windows of its batch are (and so on the batch size and the number of processes)."""
+        return logits.float().masked_fill(batch["attention_mask"] == 0, torch.finfo(torch.float32).min)
+
     def loss(self, outputs, batch):
-        return (F.cross_entropy(outputs.start_logits.float(), batch["start_positions"])
-                + F.cross_entropy(outputs.end_logits.float(), batch["end_positions"])) / 2
+        return (F.cross_entropy(self._unpadded(outputs.start_logits, batch), batch["start_positions"])
+                + F.cross_entropy(self._unpadded(outputs.end_logits, batch), batch["end_positions"])) / 2
 
     def metrics(self):
         from torchmetrics import MetricCollection

@@ -134,7 +134,7 @@ class Seq2Seq(Task):
     name = "seq2seq"
     pipeline_task = None  # transformers 5 removed text2text-generation/summarization/translation pipelines
     required_columns = ("text", "target")
-    non_model_keys = ("labels", "idx", "length")
+    non_model_keys = ("labels", "idx", "length", "reference")
 
     def __init__(self, generation: dict | None = None, max_source_length: int | None = None,
                  max_target_length: int = 64, source_prefix: str = "", char_level: bool = False,
@@ -308,13 +308,14 @@ class Seq2Seq(Task):
                                        "nothing to learn. Fill or drop that row.")
                 labels = self._target_ids(spell(target) if self.char_level else target, tokenizer)
                 features["labels"].append(labels)
+                features.setdefault("reference", []).append(target)  # scored as written, not as the tokenizer decodes it
                 length += len(labels)
             features["length"].append(length)
         return features
 
     def collate(self, tokenizer):
         self.tokenizer = tokenizer  # kept to decode generations
-        return PadCollator(tokenizer)
+        return PadCollator(tokenizer, passthrough=("reference",))
 
     # ---- objective
     @staticmethod
@@ -361,9 +362,14 @@ class Seq2Seq(Task):
         return [self.decode(row) for row in out]
 
     def references(self, batch) -> list[str]:
+        if "reference" in batch:  # the raw target: an uncased tokenizer's lost accents and case count as errors
+            return [" ".join(r.split()) for r in batch["reference"]]
         return [self.decode(row[row != -100]) for row in batch["labels"]]
 
     # ---- metrics
+    def loss_weight(self, batch):  # the loss is a mean over scored tokens
+        return int((batch["labels"] != -100).sum())
+
     def metrics(self):
         from torchmetrics import MetricCollection
 
@@ -378,12 +384,14 @@ class Seq2Seq(Task):
 
     def on_eval_epoch_end(self, module, split):
         samples, self._samples = self._samples, []
-        if split != "val" or not samples or module.trainer.sanity_checking:
+        if split != "val" or not samples \
+                or module.trainer.sanity_checking or not module.trainer.is_global_zero:  # one writer under DDP
             return
         lines = [{"epoch": module.current_epoch, "step": module.global_step, **s} for s in samples]
         for line in lines:
             print(f"[sample] {line['source'][:80]!r} -> {line['generated']!r} (reference {line['reference'][:80]!r})")
         path = Path(module.trainer.default_root_dir) / "samples.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
             f.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 

@@ -66,9 +66,11 @@ class WordTagMetric(Metric):
     def compute(self) -> torch.Tensor:
         from torchmetrics.utilities import dim_zero_cat
 
-        if not self.target:
+        if isinstance(self.target, list) and not self.target:  # nothing seen (after a sync: one tensor)
             return torch.tensor(0.0)
         preds, target, first = (dim_zero_cat(x) for x in (self.preds, self.target, self.first))
+        if not target.numel():
+            return torch.tensor(0.0)
         if self.score == "accuracy":
             return (preds == target).float().mean()
         import seqeval.metrics as seqeval
@@ -201,6 +203,9 @@ class TokenClassification(Task):
     def loss(self, outputs, batch):
         logits = outputs.logits.float()
         return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=-100)
+
+    def loss_weight(self, batch):  # the loss is a mean over scored tokens
+        return int((batch["labels"] != -100).sum())
 
     def metrics(self):
         from torchmetrics import MetricCollection
