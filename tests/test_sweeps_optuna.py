@@ -51,3 +51,29 @@ def test_completed_trials_are_scored_by_their_best_validation_and_resume_adds_no
     assert list((outputs / "multirun").iterdir()) == [sweep]
     assert len(json.loads((sweep / "optuna.json").read_text())["trials"]) == 2
     assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1"]
+
+
+NO_PRUNING = ("hydra.sweeper.pruner._target_=optuna.pruners.NopPruner", "~hydra.sweeper.pruner.n_startup_trials",
+              "~hydra.sweeper.pruner.n_warmup_steps")
+
+
+def test_a_metric_whose_lower_values_are_better_is_minimized(tiny_backbone, outputs):
+    # task.metric_mode=min (a loss; perplexity for task=causal_lm): the study minimizes and its best trial is the
+    # lowest; sweeps/optuna_lr.yaml says maximize for its val/accuracy, so this search names no direction
+    assert _search(tiny_backbone, "task.metric=val/loss", "task.metric_mode=min", "hydra.sweeper.direction=null",
+                   *NO_PRUNING) == 0
+    (sweep,) = (outputs / "multirun").iterdir()
+    study = json.loads((sweep / "optuna.json").read_text())
+    bests = [json.loads((sweep / str(t["number"]) / "metrics.json").read_text())["monitor"]["best"]
+             for t in study["trials"]]
+    assert study["direction"] == "minimize" and len(set(bests)) == 2
+    assert [t["value"] for t in study["trials"]] == bests and study["best"]["value"] == min(bests)
+
+
+def test_a_direction_against_the_metric_mode_is_refused(tiny_backbone, outputs, capsys):
+    code = _search(tiny_backbone, "task.metric=val/loss", "task.metric_mode=min", "hydra.sweeper.direction=maximize",
+                   *NO_PRUNING)
+    assert code == 1
+    assert "hydra.sweeper.direction=maximize contradicts task.metric_mode=min of the followed val/loss" \
+        in capsys.readouterr().err
+    assert not list((outputs / "multirun").rglob("metrics.json"))  # no trial ran

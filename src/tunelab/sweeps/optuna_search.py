@@ -40,16 +40,46 @@ def suggest(trial, name: str, spec) -> object:
     raise TunelabError(f"hydra.sweeper.params.{name}: unknown type '{kind}'. Use float, int or categorical.")
 
 
-def _outcome(result) -> tuple[str, float | None, str]:
+DIRECTIONS = {"max": "maximize", "min": "minimize", "maximize": "maximize", "minimize": "minimize"}
+
+
+def study_direction(direction: str | None, config, monitor: str | None) -> str:
+    """maximize or minimize: the followed metric's own direction, task.metric_mode (min for perplexity or
+    a loss); an explicit ``hydra.sweeper.direction`` that contradicts it is an error, not a silent flip."""
+    from omegaconf import OmegaConf
+
+    metric, mode = OmegaConf.select(config, "task.metric"), OmegaConf.select(config, "task.metric_mode")
+    follows_task = monitor in (None, metric)
+    if direction is not None and str(direction) not in DIRECTIONS:
+        raise TunelabError(f"hydra.sweeper.direction must be maximize or minimize (or null: from task.metric_mode), "
+                           f"got '{direction}'.")
+    if direction is None:
+        if not follows_task:
+            raise TunelabError(f"hydra.sweeper.monitor={monitor} is not task.metric ({metric}): say which way is "
+                               "better with hydra.sweeper.direction=maximize or minimize.")
+        if mode not in ("min", "max"):
+            raise TunelabError(f"task.metric_mode must be 'min' or 'max', got '{mode}'.")
+        return DIRECTIONS[mode]
+    direction = DIRECTIONS[str(direction)]
+    if follows_task and mode in ("min", "max") and direction != DIRECTIONS[mode]:
+        raise TunelabError(f"hydra.sweeper.direction={direction} contradicts task.metric_mode={mode} of the followed "
+                           f"{metric}: the search would look for the worst trials. Drop hydra.sweeper.direction "
+                           "(it follows task.metric_mode) or set it to " + DIRECTIONS[mode] + ".")
+    return direction
+
+
+def _outcome(result, monitor: str | None = None) -> tuple[str, float | None, str]:
     """(state, value, note) of a finished job: the best followed validation value when it completed."""
     from hydra.core.utils import JobStatus
 
     if result.status == JobStatus.COMPLETED:
         summary = Path(result.hydra_cfg.hydra.runtime.output_dir) / "metrics.json"
-        monitor = json.loads(summary.read_text())["monitor"] if summary.exists() else {}
-        value = monitor.get("best")
-        if value is None:  # no checkpoint callback: the last validation value
-            value = result.return_value.get(monitor.get("metric", ""))
+        checkpoint = json.loads(summary.read_text())["monitor"] if summary.exists() else {}
+        followed = monitor or checkpoint.get("metric", "")
+        # the checkpoint's best is of task.metric; another followed metric has its last validation value
+        value = checkpoint.get("best") if followed == checkpoint.get("metric") else None
+        if value is None:  # no checkpoint callback, or another metric: the last validation value
+            value = result.return_value.get(followed)
         return "complete", value, ""
     error = result._return_value
     if type(error).__name__ == "TrialPruned":
@@ -80,9 +110,9 @@ def _flow(spec) -> str:
                            for k, v in items) + "}"
 
 
-def run_search(sweeper, arguments: list[str], n_trials: int, n_jobs: int, direction: str, params: dict,
+def run_search(sweeper, arguments: list[str], n_trials: int, n_jobs: int, params: dict, direction: str | None = None,
                monitor: str | None = None, study_name: str = "tunelab", storage: str | None = None,
-               sampler=None, pruner=None):
+               sampler=None, pruner=None, seeds_per_trial: int = 1):
     import optuna
 
     if not params:
@@ -93,11 +123,13 @@ def run_search(sweeper, arguments: list[str], n_trials: int, n_jobs: int, direct
     from omegaconf import OmegaConf
 
     OmegaConf.save(sweeper.config, sweep_dir / "multirun.yaml")  # as Hydra's sweeper does: resume finds it
+    direction = study_direction(direction, sweeper.config, monitor)
     storage = storage or f"sqlite:///{(sweep_dir / 'optuna.db').resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=study_name, storage=storage, direction=direction, load_if_exists=True,
                                 sampler=_built(sampler), pruner=_built(pruner))
     _requeue_interrupted(study)
+    arguments, seeds = _trial_seeds(arguments, sweeper.config, seeds_per_trial)
     results = []
     finished = sum(t.state.is_finished() and not t.user_attrs.get("interrupted") for t in study.trials)
     while finished < n_trials:
@@ -112,11 +144,12 @@ def run_search(sweeper, arguments: list[str], n_trials: int, n_jobs: int, direct
                       f"{CALLBACK}.storage='{storage}'", f"{CALLBACK}.study={study_name}",
                       f"{CALLBACK}.trial={trial.number}", f"{CALLBACK}.monitor={monitor or 'null'}",
                       f"{CALLBACK}.pruner={pruner_override}"]
-            batch.append([*arguments, *chosen, *report])
+            # k seeds: k jobs (the first reports to the pruner: one curve per trial); the trial's value is their mean
+            batch += [[*arguments, *chosen, *seed, *(report if i == 0 else [])] for i, seed in enumerate(seeds)]
         sweeper.validate_batch_is_legal(batch)
-        returns = sweeper.launcher.launch(batch, initial_job_idx=trials[0].number)
-        for trial, result in zip(trials, returns):
-            state, value, note = _outcome(result)
+        returns = sweeper.launcher.launch(batch, initial_job_idx=trials[0].number * len(seeds))
+        for j, trial in enumerate(trials):
+            state, value, note = _mean_outcome(trial, returns[j * len(seeds):(j + 1) * len(seeds)], monitor)
             study.tell(trial, value if state == "complete" else None,
                        state={"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED,
                               "fail": optuna.trial.TrialState.FAIL}[state])
@@ -127,6 +160,39 @@ def run_search(sweeper, arguments: list[str], n_trials: int, n_jobs: int, direct
         finished += len(trials)
     _write_summary(study, sweep_dir / "optuna.json")
     return results
+
+
+def _trial_seeds(arguments: list[str], config, k) -> tuple[list[str], list[list[str]]]:
+    """hydra.sweeper.seeds_per_trial=k: every trial runs seeds s..s+k-1 (s: the command's seed), the same for
+    all trials, so their runs pair in ``tunelab compare``. k=1: the command unchanged (one job per trial)."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise TunelabError(f"hydra.sweeper.seeds_per_trial must be a positive integer, got {k!r}.")
+    if k == 1:
+        return arguments, [[]]
+    given = [a.split("=", 1)[1] for a in arguments if a.startswith(("seed=", "+seed="))]
+    try:
+        base = int(given[-1] if given else config.seed)
+    except ValueError:
+        raise TunelabError(f"hydra.sweeper.seeds_per_trial={k} runs seeds seed..seed+{k - 1}: seed must be one "
+                           f"integer, got '{given[-1]}'.") from None
+    rest = [a for a in arguments if not a.startswith(("seed=", "+seed="))]
+    return rest, [[f"seed={base + i}"] for i in range(k)]
+
+
+def _mean_outcome(trial, returns, monitor) -> tuple[str, float | None, str]:
+    """One trial's state and value over its seeds' jobs: failed if one failed, pruned if its reporting job was."""
+    outcomes = [_outcome(result, monitor) for result in returns]
+    if len(outcomes) == 1:
+        return outcomes[0]
+    for state in ("fail", "pruned"):
+        for got, _, note in outcomes:
+            if got == state:
+                return state, None, note
+    values = [value for _, value, _ in outcomes]
+    if None in values:
+        return "fail", None, "a seed's job logged no value of the followed metric"
+    trial.set_user_attr("seed_values", values)
+    return "complete", sum(values) / len(values), f"mean of {len(values)} seeds {', '.join(f'{v:.4f}' for v in values)}"
 
 
 def _requeue_interrupted(study) -> None:
@@ -145,7 +211,8 @@ def _write_summary(study, path: Path) -> None:
     from optuna.trial import TrialState
 
     trials = [{"number": t.number, "state": t.state.name.lower(), "value": t.value, "params": t.params,
-               "last_step": max(t.intermediate_values, default=None)} for t in study.trials]
+               "last_step": max(t.intermediate_values, default=None),
+               **({"seed_values": t.user_attrs["seed_values"]} if "seed_values" in t.user_attrs else {})} for t in study.trials]
     counts = {s.name.lower(): sum(t.state == s for t in study.trials) for s in TrialState}
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     best = {"number": study.best_trial.number, "value": study.best_value, "params": study.best_params} if complete else None
