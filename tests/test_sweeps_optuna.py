@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import train_in_process
 
 from tunelab.sweeps.compare import collect
@@ -77,3 +78,21 @@ def test_a_direction_against_the_metric_mode_is_refused(tiny_backbone, outputs, 
     assert "hydra.sweeper.direction=maximize contradicts task.metric_mode=min of the followed val/loss" \
         in capsys.readouterr().err
     assert not list((outputs / "multirun").rglob("metrics.json"))  # no trial ran
+
+
+def test_another_followed_metric_scores_trials_by_its_last_value_and_needs_a_direction(tiny_backbone, outputs,
+                                                                                         capsys):
+    # the checkpoints follow val/accuracy; the search follows val/loss (lower is better, said explicitly)
+    assert _search(tiny_backbone, "hydra.sweeper.monitor=val/loss", "hydra.sweeper.direction=minimize",
+                   *NO_PRUNING) == 0
+    (sweep,) = (outputs / "multirun").iterdir()
+    study = json.loads((sweep / "optuna.json").read_text())
+    losses = [json.loads((sweep / str(t["number"]) / "metrics.json").read_text())["metrics"]["val/loss"]
+              for t in study["trials"]]
+    assert study["direction"] == "minimize"
+    assert [t["value"] for t in study["trials"]] == pytest.approx(losses) and study["best"]["value"] == min(losses)
+
+    capsys.readouterr()
+    assert _search(tiny_backbone, "hydra.sweeper.monitor=val/loss", "hydra.sweeper.direction=null", *NO_PRUNING) == 1
+    assert "hydra.sweeper.monitor=val/loss is not task.metric (val/accuracy): say which way is better" \
+        in capsys.readouterr().err
