@@ -6,7 +6,8 @@
   - fit of the tokenizer: on a sample of the training texts, the share of [UNK] tokens, the share of
     characters the tokenizer's normalizer changes beyond lower-casing (accents stripped: an uncased
     English model turns "ñ" into "n", so a model trained on it can never write "ñ"), and word pieces
-    per word. Above the thresholds it warns and says how to pick a multilingual backbone.
+    per word (reported only: single rare words or names score high in any language). Above the [UNK]
+    or changed-character threshold it warns and says how to pick a multilingual backbone.
 
 The report is kept in the tokenization cache next to the splits, so a cache hit prints it too.
 """
@@ -20,7 +21,6 @@ import numpy as np
 
 UNK_WARN = 0.01          # share of [UNK] tokens
 CHANGED_WARN = 0.01      # share of characters changed by normalization (beyond lower-casing)
-PIECES_WARN = 2.0        # word pieces per whitespace word (English on an English WordPiece: about 1.2-1.4)
 SAMPLE = 2000            # training rows measured for the tokenizer's fit
 MAX_ROWS = 20000         # rows per split measured for truncation (a seeded sample above this)
 
@@ -30,7 +30,7 @@ def _texts(task, rows) -> dict[str, list]:
     name = getattr(task, "name", "")
     cols = rows.column_names
     if name == "token_classification":
-        return {"tokens": rows["tokens"]}
+        return {"tokens": [list(t) for t in rows["tokens"] if t]}
     if name == "seq2seq":
         from tunelab.tasks.seq2seq import spell
 
@@ -41,7 +41,7 @@ def _texts(task, rows) -> dict[str, list]:
             out["target"] = form(rows["target"])
         return out
     if name in ("sequence_classification", "regression", "causal_lm") and "text" in cols:
-        return {"text": [t for t in rows["text"] if isinstance(t, str)]}
+        return {"text": [t for t in rows["text"] if isinstance(t, str) and t.strip()]}
     return {}
 
 
@@ -139,8 +139,6 @@ def lines(report: dict, backbone: str) -> list[str]:
             shown = ", ".join(f"{k!r}->{v!r}" for k, v in fit["changed_examples"].items())
             problems.append(f"its normalization changes {100 * fit['changed_share']:.1f}% of the characters ({shown}): "
                             "the model never sees them and a generating model can never write them")
-        if fit["pieces_per_word"] > PIECES_WARN:
-            problems.append(f"it cuts a word into {fit['pieces_per_word']:.1f} pieces on average")
         summary = (f"data: tokenizer of {backbone} on {fit['rows']} training texts: {100 * fit['unk_share']:.2f}% [UNK], "
                    f"{100 * fit['changed_share']:.2f}% characters changed, {fit['pieces_per_word']:.2f} pieces per word.")
         out.append(summary)
