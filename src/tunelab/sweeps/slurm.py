@@ -6,11 +6,11 @@ job states without accounting, and preemption / time limits that requeue and res
 * **Resources from the trainer** (resolvers used in that file): GPUs are requested only when
   ``trainer.accelerator`` is gpu/cuda, one task per rank (``trainer.devices``), one CPU per task
   plus one per data-loader worker. A CPU cluster and a GPU cluster take the same defaults.
-* **sbatch refusals**: submitit raises ``FailedJobError`` with a traceback; this launcher turns it
-  into a TunelabError quoting sbatch's reason and the ``hydra.launcher.*`` key that fixes it.
+* **sbatch refusals**: submitit raises ``FailedJobError`` with a traceback; ``install``'s launch turns
+  it into a TunelabError quoting sbatch's reason and the ``hydra.launcher.*`` key that fixes it.
 * **No accounting** (clusters without slurmdbd, ``scripts/slurm-local.sh``): submitit polls
   ``sacct``, which then fails on every poll ("accounting storage is disabled") and never reports a
-  cancelled job as ended, so the sweep would wait forever. ``SqueueWatcher`` asks ``squeue`` instead.
+  cancelled job as ended, so the sweep would wait forever. ``squeue_watcher`` asks ``squeue`` instead.
 * **Preemption and time limits** (who owns SIGUSR1, and why): sbatch asks for ``--signal=USR1@<signal_delay_s>``.
   During training tunelab's ``PreemptionCheckpoint`` takes the signal (it saves last.ckpt at the
   next batch boundary, a consistent state; submitit's own handler would exit mid-step without
@@ -19,7 +19,8 @@ job states without accounting, and preemption / time limits that requeue and res
   handler (``hand_over_preemption``), which counts time-outs against ``max_num_timeout``,
   requeues the job with ``scontrol requeue`` and exits without a result, so the sweep keeps
   waiting. The requeued job (``SLURM_RESTART_COUNT`` > 0) resumes from last.ckpt in the same run
-  folder (``tunelab.sweeps.resume``), with the same W&B run id (``<run>/wandb/run-id``).
+  folder (``tunelab.sweeps.resume``), with the same W&B run id (``<run>/wandb/run-id``). A signal
+  sent to the batch shell only is passed on to the tasks (``FORWARD_USR1``).
 """
 
 from __future__ import annotations
