@@ -158,8 +158,11 @@ def main(argv: list[str]) -> int:
         # Lightning's DDP launcher starts the other ranks with this process's stdout: keep it rank 0's
         # alone, so its last line stays the metrics
         sys.stdout = sys.stderr
-    with ranks_run_eval(list(argv)):
-        record = evaluate(args.run, split=args.split, overrides=args.overrides)
+    from tunelab.rundir import resolve_run_dir
+
+    run = str(resolve_run_dir(args.run).resolve())  # the other ranks score this run, even if 'latest' moves on
+    with ranks_run_eval([run, "--split", args.split, *args.overrides]):
+        record = evaluate(run, split=args.split, overrides=args.overrides)
     if global_rank() == 0:
         width = max((len(k) for k in record["metrics"]), default=0)
         print(f"\n{record['split']} split of {record['run']} ({record['rows']} rows, {record['processes']} "
