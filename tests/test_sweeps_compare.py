@@ -123,6 +123,29 @@ def test_real_sweep_predictions_per_example_tests_and_rerun_top(tiny_backbone, o
     assert sorted(r["n"] for r in summary) == ["2", "2"] and all(r["test"] in ("", "paired t") for r in summary)
 
 
+def test_optuna_seeds_per_trial_scores_the_mean_and_compare_pairs_the_seeds(tiny_backbone, outputs, capsys):
+    from conftest import train_in_process
+
+    assert train_in_process(
+        "-m", "sweeps=optuna_lr", "hydra.sweeper.n_trials=2", "hydra.sweeper.seeds_per_trial=2", "seed=7",
+        f"model.backbone={tiny_backbone}", "data.batch_size=16", "data.max_samples={train: 64, validation: 32, test: 32}",
+        "data.cache=false", "~callbacks.progress_bar", "print_config=false", "trainer.max_epochs=1", "~hydra.sweeper.params",
+        "+hydra.sweeper.params={optimizer.lr: {type: float, low: 1e-5, high: 1e-3, log: true}}",
+        "hydra.sweeper.pruner._target_=optuna.pruners.NopPruner", "~hydra.sweeper.pruner.n_startup_trials",
+        "~hydra.sweeper.pruner.n_warmup_steps") == 0
+    (sweep,) = (outputs / "multirun").iterdir()
+    study = json.loads((sweep / "optuna.json").read_text())
+    assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1", "2", "3"]  # 2 trials x 2 seeds
+    for trial in study["trials"]:
+        jobs = [json.loads((sweep / str(2 * trial["number"] + i) / "metrics.json").read_text()) for i in (0, 1)]
+        assert [j["seed"] for j in jobs] == [7, 8]  # the same seeds for every trial
+        bests = [j["monitor"]["best"] for j in jobs]
+        assert trial["seed_values"] == bests and trial["value"] == pytest.approx(statistics.fmean(bests))
+    compare([str(sweep)])
+    out = capsys.readouterr().out
+    assert "paired t-test on 2 shared seeds" in out  # each trial's 2 runs form one configuration
+
+
 def test_a_ddp_run_writes_every_test_row_once(tiny_backbone, tmp_path):
     import os
     import subprocess
