@@ -20,8 +20,8 @@ def test_redirected_run_logs_plain_lines_folds_config_and_keeps_best_without_opt
     assert train_in_process(*_overrides(tiny_backbone, run, "callbacks.progress_bar.every_n_steps=3")) == 0
     out = capsys.readouterr().out
     steps = [line for line in out.splitlines() if line.startswith("train: step ")]
-    assert steps[0].startswith("train: step 3/16  epoch 1/2  loss ") and "samples/s" in steps[0] and "ETA 0:" in steps[0]
-    assert [int(line.split()[2].split("/")[0]) for line in steps] == [3, 6, 9, 12, 15]
+    assert steps[1].startswith("train: step 3/16  epoch 1/2  loss ") and "samples/s" in steps[1] and "ETA 0:" in steps[1]
+    assert [int(line.split()[2].split("/")[0]) for line in steps] == [1, 3, 6, 9, 12, 15]  # the first, then every 3rd
     assert sum(line.startswith("validation: epoch ") and "val/accuracy" in line for line in out.splitlines()) == 2
     # the config tree: untouched groups are one line each, the one the command changed (model) in full
     assert "optimizer: adamw" in out and "scheduler: linear" in out and "lr: " not in out

@@ -2,8 +2,8 @@
 
 Rich's progress bar redraws one terminal line; under SLURM, ``nohup`` or any redirected output it
 writes nothing readable until the run ends. ``progress_bar()`` (conf/callbacks/default.yaml) keeps
-the Rich bar on a terminal and otherwise returns ``PlainProgress``: one line every ``every_n_steps``
-optimizer steps (step, epoch, loss, samples/s, ETA) and one after each validation with its metrics.
+the Rich bar on a terminal and otherwise returns ``PlainProgress``: one line after the first and every
+``every_n_steps``-th optimizer step (step, epoch, loss, samples/s, ETA) and one after each validation with its metrics.
 It is a Lightning ``ProgressBar``, so Lightning adds no tqdm bar of its own.
 """
 
@@ -53,7 +53,8 @@ class PlainProgress(ProgressBar):
         ids = batch.get("input_ids") if isinstance(batch, dict) else None
         self._samples += int(ids.shape[0]) if ids is not None else 0
         step = trainer.global_step
-        if step == self._last_step or step % self.every_n_steps:  # one line per optimizer step (accumulation)
+        # one line per optimizer step (accumulation); the first step too: a short run still says its speed and ETA
+        if step == self._last_step or (step % self.every_n_steps and step != self._start_step + 1):
             return
         self._last_step = step
         elapsed = time.perf_counter() - self._started

@@ -160,3 +160,15 @@ def check_labels(raw, task, source, name: str) -> None:
             f"The {split} split of '{name}' has no label in row {empty[0] + 1} (column '{source}', rows counted from 1 "
             f"after any header){f' and {len(empty) - 1} more rows' if len(empty) > 1 else ''}. "
             "Fill in those labels or drop the rows.")
+
+
+def check_unique_ids(ds, split: str, name: str) -> None:
+    """ids name predictions and answers (QA): two rows must not share one."""
+    from collections import Counter
+
+    if "id" not in ds.column_names:
+        return
+    dupes = [value for value, n in Counter(ds["id"]).items() if n > 1]
+    if dupes:
+        raise TunelabError(f"The {split} split of '{name}' has duplicate ids {sorted(set(map(str, dupes)))[:5]} "
+                           f"({len(dupes)} ids repeat). Make the id column unique, or switch it off with data.columns.id=false.")

@@ -22,25 +22,14 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from tunelab.data.checks import check_labels
+from tunelab.data.checks import check_labels, check_unique_ids
+from tunelab.data.resumable import ResumableLoader, batches_trained_this_epoch
 from tunelab.data.samplers import LengthGroupedSampler, SortedSampler
+from tunelab.data.sources import describe as _describe
 from tunelab.data.splits import SPLITS, carve_missing, kfold
 from tunelab.errors import TunelabError
 
 CACHE_FORMAT = 2  # bump when the cached layout changes
-
-
-def _describe(loader) -> dict:
-    """A stable description of a (partial) loader, including local files' size and mtime."""
-    func = getattr(loader, "func", loader)
-    args = list(getattr(loader, "args", ()))
-    kwargs = dict(getattr(loader, "keywords", {}) or {})
-    stats = {}
-    for value in [*args, *kwargs.values()]:
-        if isinstance(value, str) and Path(value).expanduser().is_file():
-            st = Path(value).expanduser().stat()
-            stats[value] = [st.st_size, st.st_mtime_ns]
-    return {"loader": f"{func.__module__}.{func.__qualname__}", "args": args, "kwargs": kwargs, "files": stats}
 
 
 class TuneDataModule(L.LightningDataModule):
@@ -210,13 +199,7 @@ class TuneDataModule(L.LightningDataModule):
         if len(ds) == 0:
             raise TunelabError(f"The {split} split of '{self.name}' is empty. Check data.split_ratios, "
                                "data.max_samples and the source files.")
-        if "id" in ds.column_names:  # ids name predictions and answers (QA): two rows must not share one
-            from collections import Counter
-
-            dupes = [value for value, n in Counter(ds["id"]).items() if n > 1]
-            if dupes:
-                raise TunelabError(f"The {split} split of '{self.name}' has duplicate ids {sorted(set(map(str, dupes)))[:5]} "
-                                   f"({len(dupes)} ids repeat). Make the id column unique, or switch it off with data.columns.id=false.")
+        check_unique_ids(ds, split, self.name)
         try:
             return ds.map(self.task.preprocess, batched=True, remove_columns=[c for c in ds.column_names if c != "idx"],
                           fn_kwargs={"tokenizer": self.tokenizer, "max_length": self.max_length},
@@ -298,9 +281,9 @@ class TuneDataModule(L.LightningDataModule):
             self.splits = self._build()
 
     # ---- loaders
-    def _loader(self, ds, sampler, batch_size):
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=self.task.collate(self.tokenizer),
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+    def _loader(self, ds, sampler, batch_size, loader=DataLoader, **extra):
+        return loader(ds, batch_size=batch_size, sampler=sampler, collate_fn=self.task.collate(self.tokenizer),
+                      num_workers=self.num_workers, persistent_workers=self.num_workers > 0, **extra)
 
     def train_dataloader(self):
         ds = self.splits["train"]
@@ -310,7 +293,15 @@ class TuneDataModule(L.LightningDataModule):
             import torch
 
             sampler = torch.utils.data.RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed))
-        return self._loader(ds, sampler, self.batch_size)
+        skip, self._resume_batches = getattr(self, "_resume_batches", 0), 0
+        return self._loader(ds, sampler, self.batch_size, loader=ResumableLoader, skip_batches=skip)
+
+    # a mid-epoch checkpoint resumes at the batch where it was saved (tunelab/data/resumable.py)
+    def state_dict(self) -> dict:
+        return {"train_batches_done": batches_trained_this_epoch(self.trainer)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume_batches = int(state.get("train_batches_done", 0))
 
     def _eval_loader(self, ds):
         return self._loader(ds, SortedSampler(ds["length"]), self.eval_batch_size)

@@ -128,7 +128,7 @@ def lines(report: dict, backbone: str) -> list[str]:
                            f"have their {column} cut at {r['setting']}={r['limit']} tokens (longest {r['longest']}); "
                            f"{r['setting']}={r['keeps_95']} keeps 95% whole.")
             else:
-                out.append(f"data: no {split} {column} is cut at {r['setting']}={r['limit']} "
+                out.append(f"data: {split} {column}: none cut at {r['setting']}={r['limit']} "
                            f"(longest {r['longest']} tokens).")
     fit = report.get("tokenizer_fit")
     if fit:

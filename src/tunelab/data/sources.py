@@ -15,6 +15,19 @@ FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json",
                 ".conll": "conll", ".conllu": "conll", ".iob": "conll"}
 
 
+def describe(loader) -> dict:
+    """A stable description of a (partial) loader, including local files' size and mtime."""
+    func = getattr(loader, "func", loader)
+    args = list(getattr(loader, "args", ()))
+    kwargs = dict(getattr(loader, "keywords", {}) or {})
+    stats = {}
+    for value in [*args, *kwargs.values()]:
+        if isinstance(value, str) and Path(value).expanduser().is_file():
+            st = Path(value).expanduser().stat()
+            stats[value] = [st.st_size, st.st_mtime_ns]
+    return {"loader": f"{func.__module__}.{func.__qualname__}", "args": args, "kwargs": kwargs, "files": stats}
+
+
 def hub(path: str, name: str | None = None, revision: str | None = None, trust_remote_code: bool = False,
         flatten: bool = False):
     """A dataset from the Hugging Face Hub (``datasets.load_dataset``). ``flatten``: nested columns
