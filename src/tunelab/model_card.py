@@ -25,7 +25,7 @@ def _metrics_table(metrics: dict) -> str:
     rows = []
     for key, value in sorted(metrics.items()):
         split, _, name = key.partition("/") if "/" in key else ("", "", key)
-        rows.append(f"| {name} | {split} | {value:.4f} |")
+        rows.append(f"| {name} | {'validation' if split == 'val' else split} | {value:.4f} |")
     return "| metric | split | value |\n|---|---|---|\n" + "\n".join(rows)
 
 
@@ -84,6 +84,9 @@ def _data_section(cfg, summary: dict) -> str:
     files = {k: Path(str(v)).name for k, v in loader.items() if k in ("train", "validation", "test") and v}
     source = (f"local files {json.dumps(files)}" if files else f"`{loader.get('name') or loader.get('path') or data.get('name')}`")
     columns = {k: v for k, v in (data.get("columns") or {}).items() if v not in (None, False, "")}
+    options = {k: v for k, v in loader.items() if k in ("delimiter", "token_column", "tag_column") and v is not None}
+    if options:
+        source += f" read with {json.dumps(options)}"
     return (f"`{data.get('name')}`: {source}"
             + (f", columns {json.dumps(columns)}" if columns else "")
             + f". Split sizes {json.dumps(summary['data']['sizes'])} (missing splits carved from train with ratios "
