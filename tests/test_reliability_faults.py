@@ -107,30 +107,33 @@ def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
 
 
-@pytest.mark.parametrize("signum", ["SIGTERM", "SIGUSR1"])
-def test_preemption_signal_saves_then_stops_and_the_run_resumes(signum, tiny_backbone, tmp_path, capsys):
+@pytest.mark.parametrize(("signum", "epoch"), [("SIGTERM", 0), ("SIGUSR1", 0), ("SIGUSR1", 1)])
+def test_preemption_signal_saves_then_stops_and_the_run_resumes(signum, epoch, tiny_backbone, tmp_path, capsys):
     run, straight = tmp_path / "run", tmp_path / "straight"
-    assert train_in_process(*_exact(tiny_backbone, straight, "trainer.max_epochs=1")) == 0
-    code = train_in_process(*_exact(tiny_backbone, run, "trainer.max_epochs=1", "+callbacks.fault._target_=fault_helpers.SignalAt",
-                                    f"+callbacks.fault.signum={signum}", "+callbacks.fault.epoch=0", "+callbacks.fault.batch=1"))
+    assert train_in_process(*_exact(tiny_backbone, straight)) == 0
+    code = train_in_process(*_exact(tiny_backbone, run, "+callbacks.fault._target_=fault_helpers.SignalAt",
+                                    f"+callbacks.fault.signum={signum}", f"+callbacks.fault.epoch={epoch}",
+                                    "+callbacks.fault.batch=1"))
     err = capsys.readouterr().err
     assert code != 0
     assert f"Received {signum}: stopped after saving {run / 'checkpoints' / 'last.ckpt'}" in err
     assert "ckpt_path=last" in err and "Traceback" not in err
-    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+    saved_step = 4 * epoch + 2  # mid-epoch: 2 of the epoch's 4 batches trained
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == saved_step
     assert _status(run)["status"] == "interrupted" and not (run / "metrics.json").exists()
 
-    # the save was mid-epoch (step 2 of 4): the resumed run skips the 2 batches it trained, so it ends as the
+    # the resumed run passes over the batches it trained (in that epoch's order), so it ends as the
     # uninterrupted run does, every float equal
-    assert train_in_process(*_exact(tiny_backbone, run, "trainer.max_epochs=1", "ckpt_path=last")) == 0
-    assert read_metrics(run)["global_steps"] == 4
+    assert train_in_process(*_exact(tiny_backbone, run, "ckpt_path=last")) == 0
+    assert read_metrics(run)["global_steps"] == 8
     assert read_metrics(run)["metrics"] == read_metrics(straight)["metrics"]
     # metrics.csv: the uninterrupted run's rows, each once. SIGUSR1 saves at a batch end, before Lightning logs
-    # that step's metrics, so the training row of step 1 is missing; SIGTERM stops after the logging, nothing is
+    # that step's metrics, so the training row of that step is missing; SIGTERM stops after the logging
     rows = [(run / "csv" / "metrics.csv").read_text().splitlines(), (straight / "csv" / "metrics.csv").read_text().splitlines()]
     lost = [r for r in rows[1] if r not in rows[0]]
     assert [r for r in rows[1] if r not in lost] == rows[0]
-    assert len(lost) == (1 if signum == "SIGUSR1" else 0) and all(r.startswith("0,,,1,") for r in lost)
+    assert len(lost) == (1 if signum == "SIGUSR1" else 0)
+    assert all(r.startswith(f"{epoch},,,{saved_step - 1},") for r in lost)
 
 
 def test_sigusr1_under_slurm_saves_an_hpc_checkpoint_and_requeues(tiny_backbone, tmp_path, monkeypatch):

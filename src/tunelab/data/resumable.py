@@ -9,7 +9,8 @@ batches than an uninterrupted one. The training order here is a pure function of
     TuneDataModule.state_dict()     records how many batches of the current epoch were trained
     TuneDataModule.load_state_dict  keeps that number; Lightning restores the data module before it
                                     asks for the training loader, which gets it as ``skip_batches``
-    ResumableLoader.__iter__        skips them once (they are collated, not trained: cheap next to a step)
+    ResumableLoader.__iter__        skips them once, at the first batch asked for (they are collated, not
+                                    trained: cheap next to a step)
 """
 
 from __future__ import annotations
@@ -34,9 +35,7 @@ class ResumableLoader(DataLoader):
         rng = torch.get_rng_state()
         iterator = super().__iter__()
         torch.set_rng_state(rng)
-        for _ in range(skip):
-            next(iterator)
-        return iterator
+        return _after(iterator, skip)
 
     # Lightning treats a loader with these two methods as resumable (and does not warn); the position
     # itself travels in the data module's state, restored before this loader is built.
@@ -45,6 +44,14 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def _after(iterator, skip: int):
+    # lazily, at the first batch asked for: Lightning calls iter() before it sets the sampler's epoch, and
+    # the order (hence which batches to pass over) depends on that epoch
+    for _ in range(skip):
+        next(iterator)
+    yield from iterator
 
 
 def batches_trained_this_epoch(trainer) -> int:
