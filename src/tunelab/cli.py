@@ -11,9 +11,11 @@ import sys
 COMMANDS = {
     "train": ("tunelab.train", "fit a model, then test the best checkpoint (Hydra overrides; -m for sweeps)"),
     "predict": ("tunelab.predict", "predict with a trained run: one JSON line per input text"),
+    "eval": ("tunelab.evaluate", "score a finished run's best checkpoint on a whole split (any number of processes)"),
     "export": ("tunelab.export", "write a run as a plain Hugging Face folder (optionally push it to the Hub)"),
     "assets": ("tunelab.assets", "fetch and verify the offline weights and corpora into the cache"),
     "compare": ("tunelab.sweeps.compare", "table, seed statistics, plot and best overrides of a sweep's runs"),
+    "estimate": ("tunelab.sweeps.estimate", "a sweep's wall time, peak memory and checkpoint disk, before it runs"),
     "reproduce": ("tunelab.reproduce", "run a committed experiment's seeds and check its recorded number (PASS/FAIL)"),
 }
 
@@ -31,9 +33,11 @@ examples:
   tunelab train -m optimizer.lr=2e-5,5e-5 seed=1,2 # a sweep
   tunelab train --cfg job                          # print the composed config and exit
   tunelab predict outputs/runs/RUN --input texts.txt
+  tunelab eval outputs/runs/RUN --split test trainer=ddp trainer.devices=2   # metrics on 2 processes
   tunelab export outputs/runs/RUN --out my-model
   tunelab train -m sweeps=lr_freeze hydra/launcher=joblib   # a committed sweep, 2 jobs at a time
   tunelab compare outputs/multirun/TIME            # its table, seed statistics, plot, best overrides
+  tunelab estimate -m optimizer.lr=2e-5,5e-5 seed=1,2   # what that sweep will cost, before it runs
   tunelab reproduce experiment=mr_minilm          # all its seeds; PASS/FAIL against the recorded value
 
 'tunelab COMMAND --help' explains each command.

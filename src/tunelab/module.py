@@ -86,18 +86,29 @@ class TuneModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
         return loss
 
-    def _eval_step(self, batch, metrics, split: str):
+    def _eval_step(self, batch, batch_idx: int, metrics, split: str):
+        rows = len(batch["input_ids"])
+        real = _real_rows(self.trainer, split, batch_idx, rows)
+        if real < rows:  # the distributed sampler's padding: keep one row so every rank runs the same forwards
+            batch = {k: v[:max(real, 1)] for k, v in batch.items()}
         outputs = self.task.forward(self.model, batch)
         loss = self.task.loss(outputs, batch)
-        self.task.update_metrics(metrics, outputs, batch)
-        self.log(f"{split}/loss", loss, prog_bar=split == "val", batch_size=len(batch["input_ids"]), sync_dist=True)
+        if real:
+            self.task.update_metrics(metrics, outputs, batch)
+        # weighted by what the loss averages over (rows, or scored tokens), so the epoch's value is the
+        # split's own mean however the rows fall into batches and processes; padding weighs nothing. A float:
+        # Lightning syncs the summed weight with an average, which truncates an integer (17 rows / 2 -> 8)
+        weight = float(self.task.loss_weight(batch)) if real else 0.0
+        loss = loss.double() if weight else loss.new_zeros((), dtype=torch.float64)  # no scored row: not NaN x 0
+        # float64: Lightning accumulates in the logged dtype, and float32 sums move the 7th digit with the batching
+        self.log(f"{split}/loss", loss, prog_bar=split == "val", batch_size=weight, sync_dist=True)
         self.log_dict(metrics, prog_bar=split == "val")
 
     def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, self.val_metrics, "val")
+        self._eval_step(batch, batch_idx, self.val_metrics, "val")
 
     def test_step(self, batch, batch_idx):
-        self._eval_step(batch, self.test_metrics, "test")
+        self._eval_step(batch, batch_idx, self.test_metrics, "test")
 
     def on_validation_epoch_end(self):
         self.task.on_eval_epoch_end(self, "val")
@@ -201,3 +212,21 @@ class TuneModule(L.LightningModule):
         from tunelab.tuning.report import parameter_report
 
         return parameter_report(self.model)
+
+
+def _real_rows(trainer, split: str, batch_idx: int, rows: int) -> int:
+    """How many rows of this evaluation batch are not the distributed sampler's padding.
+
+    For validation and test, Lightning 2.6 wraps the loader's sampler in a ``DistributedSampler``
+    (``DistributedSamplerWrapper``, drop_last=False) that repeats the first indices until every
+    rank has ``ceil(N / world)``; only predict gets the unrepeated one. Rank r's j-th index is the
+    split's position ``r + j * world``: padding when that is >= N, i.e. the rank's last row(s).
+    """
+    from torch.utils.data import DistributedSampler
+
+    loader = trainer.val_dataloaders if split == "val" else trainer.test_dataloaders
+    sampler = getattr(loader, "sampler", None)
+    if not isinstance(sampler, DistributedSampler) or sampler.drop_last or sampler.total_size <= len(sampler.dataset):
+        return rows
+    own = len(range(sampler.rank, len(sampler.dataset), sampler.num_replicas))
+    return max(0, min(rows, own - batch_idx * loader.batch_size))
