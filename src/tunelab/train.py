@@ -53,7 +53,7 @@ def train(cfg) -> dict:
         preflight.check_output_dir(run_dir)
         preflight.check_output_paths(cfg, run_dir)
         if cfg.get("print_config", True):
-            print_tree(masked_config(cfg))  # secrets as ***
+            print_tree(masked_config(cfg), full=cfg.get("print_config") == "full")  # secrets as ***
         record.start(cfg, overrides=list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [])
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -94,6 +94,9 @@ def train(cfg) -> dict:
         best_callback = best_checkpoint_callback(trainer)
         best = best_callback.best_model_path if best_callback else ""
         if cfg.get("test", True):
+            # fit is over: drop its optimizers, or a sharded (FSDP2) strategy would ask the best checkpoint, which
+            # is saved without optimizer state, for theirs when it loads it for the test
+            trainer.strategy.optimizers = []
             results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
             metrics.update({k: float(v) for k, v in results[0].items()})
             from tunelab import test_predictions  # per test row: what compare's per-example tests pair
@@ -116,6 +119,8 @@ def train(cfg) -> dict:
             "seed": cfg.seed,
         }
         record.finish(summary)
+        if not cfg.get("keep_last", True) and record.writes:  # a finished run keeps best.ckpt only (disk)
+            (run_dir / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
     if record.writes:
         _print_result(summary, run_dir)
     return metrics
