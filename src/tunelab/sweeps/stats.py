@@ -177,7 +177,8 @@ def describe_examples(test: ExampleTest | None, measure: str, alpha: float = ALP
     low, high = test.ci95
     mcnemar = "; ".join(f"{key}: {a} vs {b} rows, p = {p:.3g}"
                         for key, a, b, p in test.mcnemar)
-    return (f"Per example ({test.rows} shared test rows, each row's {measure} averaged over a configuration's runs): "
+    return (f"Per example ({test.rows} shared test rows, each row's {measure} averaged over a configuration's runs; "
+            "test-set noise only, these runs held fixed): "
             f"best - runner-up = {test.delta:+.4f} (95% CI {low:+.4f} to {high:+.4f}), paired bootstrap p = "
             f"{test.p_bootstrap:.3g} ({'' if test.p_bootstrap < alpha else 'not '}significant at {alpha})"
             + (f"; exact McNemar (rows only one run got right) {mcnemar}." if mcnemar else "."))
