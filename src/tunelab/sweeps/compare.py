@@ -65,6 +65,10 @@ def _overrides(run_dir: Path) -> dict[str, str]:
 
 def _status(run_dir: Path) -> tuple[str, str]:
     if (run_dir / "metrics.json").exists():
+        from tunelab.rundir import is_fast_dev_run
+
+        if is_fast_dev_run(run_dir):  # one batch per split: not a result to rank
+            return "fast_dev_run", "a debug=fast_dev_run check (one batch per split), not a result"
         return "completed", ""
     if not (run_dir / "run.json").exists():
         return "not started", ""
