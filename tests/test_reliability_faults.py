@@ -21,7 +21,6 @@ import pytest
 import torch
 from conftest import ROOT, quick, read_metrics, train_in_process
 
-TESTS = Path(__file__).resolve().parent
 
 
 def _exact(backbone, run, *extra):
@@ -33,35 +32,7 @@ def _status(run) -> dict:
     return json.loads((Path(run) / "run.json").read_text())
 
 
-def test_kill_9_then_resume_ends_with_the_uninterrupted_metrics(tiny_backbone, tmp_path):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    assert train_in_process(*_exact(tiny_backbone, straight)) == 0
-
-    marker = tmp_path / "paused"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(TESTS)])}
-    args = _exact(tiny_backbone, killed, "+callbacks.fault._target_=fault_helpers.PauseAt", f"+callbacks.fault.marker={marker}",
-                  "+callbacks.fault.epoch=1", "+callbacks.fault.batch=2")
-    proc = subprocess.Popen([sys.executable, "-m", "tunelab", "train", *args], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 240
-        while not marker.exists():  # the run is in epoch 2, batch 3: mid-epoch, one checkpoint behind
-            assert proc.poll() is None, proc.stderr.read()[-3000:]
-            assert time.monotonic() < deadline, "the training subprocess never reached the pause point"
-            time.sleep(0.2)
-        os.kill(int(marker.read_text()), signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert not (killed / "metrics.json").exists() and _status(killed)["status"] == "running"
-    assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
-
-    assert train_in_process(*_exact(tiny_backbone, killed, "ckpt_path=last")) == 0
-    resumed, reference = read_metrics(killed), read_metrics(straight)
-    assert resumed["global_steps"] == reference["global_steps"] == 8
-    assert resumed["metrics"] == reference["metrics"]  # bitwise: every float equal
-    assert _status(killed)["resumed_from"].endswith("last.ckpt")
+# kill -9 then resume, for every tuning method: tests/test_reliability_resume.py
 
 
 def test_a_kill_during_a_save_never_leaves_a_corrupt_checkpoint(tmp_path):

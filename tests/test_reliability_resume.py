@@ -72,6 +72,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run_for_every_tuning_method
     _kill_in_epoch_2(tiny_backbone, killed, tmp_path, *extra)
     last = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 4 and not (killed / "metrics.json").exists()
+    assert json.loads((killed / "run.json").read_text())["status"] == "running"  # killed: no chance to say more
     if method != "full":  # a partial checkpoint: only what trains is in the file
         assert last["tunelab"]["partial"] and not any("word_embeddings" in k for k in last["state_dict"])
 
@@ -79,6 +80,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run_for_every_tuning_method
     resumed, reference = read_metrics(killed), read_metrics(straight)
     assert resumed["global_steps"] == reference["global_steps"] == 8
     assert resumed["metrics"] == reference["metrics"]  # bitwise: every float equal
+    assert json.loads((killed / "run.json").read_text())["resumed_from"].endswith("last.ckpt")
     # csv/metrics.csv: the rows before the kill kept, the replayed steps once, the same values as uninterrupted
     assert _csv_rows(killed) == _csv_rows(straight)
     steps = [(r["step"], r["train/loss"]) for r in _csv_rows(killed) if r["train/loss"]]
