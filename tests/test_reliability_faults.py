@@ -22,7 +22,6 @@ import torch
 from conftest import ROOT, quick, read_metrics, train_in_process
 
 
-
 def _exact(backbone, run, *extra):
     """A deterministic 2-epoch run of 4 steps per epoch; checkpoints at epoch ends (the default)."""
     return quick(backbone, run, "trainer.max_epochs=2", "trainer.deterministic=true", "~callbacks.early_stopping", *extra)
