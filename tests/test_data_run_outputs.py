@@ -42,7 +42,7 @@ def test_redirected_run_logs_plain_lines_folds_config_and_keeps_best_without_opt
 
 def test_keep_last_false_leaves_only_the_best_checkpoint(tiny_backbone, tmp_path, outputs, capsys):
     run = tmp_path / "run"
-    assert train_in_process(*_overrides(tiny_backbone, run, "trainer.max_epochs=1", "++keep_last=false",
+    assert train_in_process(*_overrides(tiny_backbone, run, "trainer.max_epochs=1", "keep_last=false",
                                         "print_config=full")) == 0
     out = capsys.readouterr().out
     assert "lr: " in out  # print_config=full: every group in full

@@ -97,9 +97,9 @@ def _swag_csv(path, n=64):
     return path
 
 
-# data=files maps {text, label}: the other columns are new keys (+)
-SWAG_COLUMNS = ("data.columns.text=sent1", "+data.columns.question=sent2",
-                "+data.columns.choices=[ending0,ending1,ending2,ending3]")
+# data=files: every task's columns are keys of data.columns (no '+')
+SWAG_COLUMNS = ("data.columns.text=sent1", "data.columns.question=sent2",
+                "data.columns.choices=[ending0,ending1,ending2,ending3]")
 
 
 def test_swag_style_run_predicts_and_exports(tiny_backbone, tmp_path, capsys):

@@ -140,15 +140,40 @@ def check_metric(task) -> None:
                            f"It logs: {', '.join(logged)}. Set task.metric=<one of those>.")
 
 
-def print_tree(cfg, path: Path | None = None) -> None:
-    """The resolved config as a tree, groups in composition order."""
+def _changed_groups() -> set[str] | None:
+    """Top-level keys the command line touched (None: unknown, or an experiment that sets many)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    if hc.runtime.choices.get("experiment") or hc.runtime.choices.get("sweeps"):
+        return None
+    import re
+
+    return {re.split(r"[./=]", o.lstrip("+~"), maxsplit=1)[0] for o in hc.overrides.task}
+
+
+def print_tree(cfg, path: Path | None = None, full: bool = False) -> None:
+    """The resolved config as a tree, groups in composition order. Groups the command did not touch are
+    one line each (their option name) unless ``full`` (print_config=full): the whole tree is ~130 lines."""
     from omegaconf import OmegaConf
     from rich.console import Console
     from rich.syntax import Syntax
     from rich.tree import Tree
 
-    tree = Tree("config", guide_style="dim")
+    changed = None if full else _changed_groups()
+    choices = {}
+    if changed is not None:
+        from hydra.core.hydra_config import HydraConfig
+
+        choices = HydraConfig.get().runtime.choices
+    tree = Tree("config" + ("" if changed is None else " (groups at their defaults folded; print_config=full shows all)"),
+                guide_style="dim")
     for key, value in cfg.items():
+        if changed is not None and key not in changed and OmegaConf.is_config(value):
+            tree.add(f"{key}: {choices.get(key, 'default')}", style="dim")
+            continue
         branch = tree.add(str(key), style="bold")
         text = OmegaConf.to_yaml(value, resolve=True) if OmegaConf.is_config(value) else str(value)
         branch.add(Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
