@@ -111,7 +111,7 @@ def arm_command(arm: str, seed: int, steps: int, test: bool, ctx: dict, run_dir:
         # the real command; only what a benchmark must change: the step budget, no validation or
         # checkpoints (the HF arms save none; without ours Lightning would add its own), and a timing callback
         return [sys.executable, "-m", "tunelab.cli", "train", f"seed={seed}", f"trainer.max_steps={steps}",
-                "trainer.max_epochs=-1", "+trainer.limit_val_batches=0", "~callbacks.model_checkpoint",
+                "trainer.max_epochs=-1", "+trainer.limit_val_batches=0", "~callbacks.model_checkpoint", "~callbacks.last_checkpoint",
                 "+trainer.enable_checkpointing=false", "~callbacks.early_stopping",
                 f"data.group_by_length={base == 'tunelab_default'}",
                 f"test={test}", f"hydra.run.dir={run_dir}",

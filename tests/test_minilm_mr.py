@@ -71,7 +71,9 @@ def test_predict_export_and_pipeline_agree_on_the_test_split(run_dir, test_texts
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"}
     card = (out / "README.md").read_text()
-    assert "test/accuracy" in card and "pipeline(\"text-classification\"" in card
+    accuracy = read_metrics(run_dir)["metrics"]["test/accuracy"]
+    assert f"| accuracy | test | {accuracy:.4f} |" in card and "pipeline(\"text-classification\"" in card
+    assert "sentence-transformers/all-MiniLM-L6-v2" in card  # the real backbone, not "minilm"
 
     from transformers import pipeline
 
