@@ -61,7 +61,12 @@ METHODS = {
     "lora": ["peft=lora"],
     "bitfit": ["peft=bitfit"],
     "frozen_layers": ["model.freeze.layers=1"],
+    "ia3": ["peft=ia3"],
+    "head_only": ["peft=head_only"],
+    "layer_decay": ["model.layer_decay=0.8"],
+    "gradual_unfreezing": ["callbacks=gradual_unfreezing"],
 }
+PARTIAL = {"lora", "bitfit", "frozen_layers", "ia3", "head_only"}  # checkpoints that hold only what trains
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -73,8 +78,9 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run_for_every_tuning_method
     last = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 4 and not (killed / "metrics.json").exists()
     assert json.loads((killed / "run.json").read_text())["status"] == "running"  # killed: no chance to say more
-    if method != "full":  # a partial checkpoint: only what trains is in the file
-        assert last["tunelab"]["partial"] and not any("word_embeddings" in k for k in last["state_dict"])
+    # a partial checkpoint holds only what trains; layer decay and gradual unfreezing train everything
+    assert last["tunelab"]["partial"] == (method in PARTIAL)
+    assert any("word_embeddings" in k for k in last["state_dict"]) == (method not in PARTIAL)
 
     assert train_in_process(*_exact(tiny_backbone, killed, *extra, "ckpt_path=last")) == 0
     resumed, reference = read_metrics(killed), read_metrics(straight)
