@@ -33,7 +33,7 @@ def main() -> None:
     from hydra import compose, initialize_config_dir
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
-    from tunelab.backbone import resolve_backbone
+    from tunelab.model.backbone import resolve_backbone
     from tunelab.config import config_dir, instantiate
 
     with initialize_config_dir(config_dir(), version_base="1.3"):

@@ -47,7 +47,7 @@ SETTINGS = {"batch_size": 32, "eval_batch_size": 64, "lr": 5e-5, "weight_decay":
 WARM_IMPORTS = ("import lightning, transformers, datasets, hydra, rich, accelerate, torchmetrics; "
                 "from transformers import Trainer, pipeline, AutoModelForSequenceClassification; "
                 "from transformers.models.bert import modeling_bert; "
-                "import tunelab.train, tunelab.module, tunelab.data, tunelab.tasks, tunelab.predict, tunelab.callbacks")
+                "import tunelab.commands.train, tunelab.model.module, tunelab.data, tunelab.tasks, tunelab.commands.predict, tunelab.callbacks")
 
 
 def arm_env(ctx: dict, **extra) -> dict:

@@ -226,7 +226,7 @@ def predict_arm(p: dict) -> None:
     from transformers import pipeline
 
     from tunelab.config import config_dir, instantiate
-    from tunelab.predict import predict_rows
+    from tunelab.commands.predict import predict_rows
 
     torch.manual_seed(p["seed"])
     with initialize_config_dir(config_dir(), version_base="1.3"):
@@ -270,7 +270,7 @@ def cache_arm(p: dict) -> None:
     from hydra import compose, initialize_config_dir
 
     from tunelab.assets import cache_dir
-    from tunelab.backbone import resolve_backbone
+    from tunelab.model.backbone import resolve_backbone
     from tunelab.config import config_dir, instantiate
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
@@ -310,7 +310,7 @@ def cache_arm(p: dict) -> None:
 if __name__ == "__main__":
     import warnings
 
-    # conf/hydra/launcher/*.yaml are validated against the plugins' schemas on purpose (as in tunelab.train)
+    # conf/hydra/launcher/*.yaml are validated against the plugins' schemas on purpose (as in tunelab.commands.train)
     warnings.filterwarnings("ignore", message=r"\s*'hydra/.*' is validated against ConfigStore schema", category=UserWarning)
     arm, params = sys.argv[1], json.loads(sys.argv[2])
     {"hf": hf_arm, "raw": raw_arm, "predict": predict_arm, "cache": cache_arm}[arm](params)

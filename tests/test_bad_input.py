@@ -64,7 +64,7 @@ def _cases(tmp):
                                          r"\(optimizer.betas comes from the optimizer config: remove it with ~optimizer.betas.*optimizer=sgd"),
         "Hydra's +key advice for a trainer typo": (["+trainer.max_epoch=2"], r"lightning.Trainer takes no argument 'max_epoch' "
                                                    r"\(trainer.max_epoch: Did you mean 'max_epochs'\?\)"),
-        "unknown scheduler key": (["+scheduler.warmupp=0.2"], r"tunelab.optim.linear_with_warmup takes no argument 'warmupp' "
+        "unknown scheduler key": (["+scheduler.warmupp=0.2"], r"tunelab.model.optim.linear_with_warmup takes no argument 'warmupp' "
                                   r"\(scheduler.warmupp: Did you mean 'warmup'\?\).*It takes warmup."),
         "train sampled to nothing": (["data.max_samples.train=0"], r"The train split of 'mr' is empty"),
         "cache is a file": (["model.backbone=minilm", f"+env_cache={good}"], r"TUNELAB_CACHE=.*good.csv is a file, not a folder.*tunelab assets \w+"),

@@ -92,7 +92,7 @@ def test_a_fast_dev_run_run_is_not_a_finished_run(runs, tmp_path, capsys, monkey
     monkeypatch.setenv("TUNELAB_OUTPUTS", str(root))  # latest: the newest run that is not a fast_dev_run
     assert main(["predict", "latest", "--input", str(texts), "--output", str(tmp_path / "p.jsonl")]) == 0
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 2
-    from tunelab.rundir import resolve_run_dir
+    from tunelab.run.record import resolve_run_dir
 
     assert resolve_run_dir("latest") == full
     assert {r.path.name: r.status for r in collect([str(root / "runs")])} == {"full": "completed", "smoke": "fast_dev_run"}

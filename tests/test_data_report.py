@@ -86,7 +86,7 @@ def test_english_data_gets_no_tokenizer_warning(tiny_backbone, tmp_path, mr_csv,
 def test_seq2seq_is_scored_against_raw_references(tiny_backbone, tmp_path, outputs):
     """An uncased tokenizer decodes "Niño" as "nino": against the normalized reference a model that only ever
     copies would score 100; against the raw one, the lost accent and case count."""
-    from tunelab.rundir import load_run
+    from tunelab.run.record import load_run
 
     path = tmp_path / "pairs.jsonl"
     words = ["Niño", "Señor", "Año", "Mañana"] * 6

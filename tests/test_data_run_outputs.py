@@ -33,8 +33,8 @@ def test_redirected_run_logs_plain_lines_folds_config_and_keeps_best_without_opt
     assert "optimizer_states" in last  # resume needs it
     assert (run / "checkpoints" / "best.ckpt").stat().st_size < 0.6 * (run / "checkpoints" / "last.ckpt").stat().st_size
 
-    from tunelab.predict import predict_rows
-    from tunelab.rundir import load_run
+    from tunelab.commands.predict import predict_rows
+    from tunelab.run.record import load_run
 
     _, module, datamodule, _ = load_run(str(run))  # predict/export load the weights-only best checkpoint
     assert predict_rows(module, datamodule, [{"text": "a fine film"}])[0]["label"] in ("positive", "negative")
@@ -52,7 +52,7 @@ def test_keep_last_false_leaves_only_the_best_checkpoint(tiny_backbone, tmp_path
 def test_terminal_gets_rich_bar():
     from lightning.pytorch.callbacks import RichProgressBar
 
-    from tunelab.progress import PlainProgress, progress_bar
+    from tunelab.run.progress import PlainProgress, progress_bar
 
     class Tty:
         def isatty(self):

@@ -83,8 +83,8 @@ def test_length_grouping_cuts_padding_and_visits_every_row_once():
 
 
 def test_predictions_keep_input_order(tiny_backbone, cache):
-    from tunelab.module import TuneModule
-    from tunelab.predict import predict_rows
+    from tunelab.model.module import TuneModule
+    from tunelab.commands.predict import predict_rows
 
     dm = mr(tiny_backbone)
     dm.setup()
@@ -167,8 +167,8 @@ def test_predictions_keep_input_order_across_length_sorted_batches(tiny_backbone
     """Many rows, several batches, lengths shuffled: batches run longest-first, results come back in input order."""
     import torch
 
-    from tunelab.module import TuneModule
-    from tunelab.predict import predict_rows
+    from tunelab.model.module import TuneModule
+    from tunelab.commands.predict import predict_rows
 
     dm = mr(tiny_backbone, eval_batch_size=4)
     dm.setup()

@@ -10,7 +10,7 @@ import torch
 from conftest import quick, read_metrics, train_in_process
 from test_tasks import _loss_falls
 
-from tunelab.backbone import load_tokenizer
+from tunelab.model.backbone import load_tokenizer
 from tunelab.errors import TunelabError
 from tunelab.tasks import CausalLM
 
@@ -92,9 +92,9 @@ def test_bad_rows_are_named(tiny_llama, row, max_length, message):
 def test_lee_instruction_run_logs_samples_predicts_and_exports(tiny_llama, tmp_path, capsys):
     from transformers import pipeline
 
-    from tunelab.export import export_run
-    from tunelab.predict import predict_rows
-    from tunelab.rundir import load_run
+    from tunelab.commands.export import export_run
+    from tunelab.commands.predict import predict_rows
+    from tunelab.run.record import load_run
 
     run = tmp_path / "run"
     code = train_in_process(*quick(tiny_llama, run, "task=causal_lm", "data=lee_instructions", "task.max_new_tokens=4",

@@ -105,9 +105,9 @@ SWAG_COLUMNS = ("data.columns.text=sent1", "data.columns.question=sent2",
 def test_swag_style_run_predicts_and_exports(tiny_backbone, tmp_path, capsys):
     from transformers import AutoModelForMultipleChoice
 
-    from tunelab.export import export_run
-    from tunelab.predict import predict_rows
-    from tunelab.rundir import load_run
+    from tunelab.commands.export import export_run
+    from tunelab.commands.predict import predict_rows
+    from tunelab.run.record import load_run
 
     data = _swag_csv(tmp_path / "swag.csv")
     run = tmp_path / "run"

@@ -112,9 +112,9 @@ def test_the_derived_lee_set_is_deterministic_and_answers_are_spans():
 def test_qa_run_predicts_and_exports_a_pipeline(tiny_backbone, tmp_path, capsys):
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from tunelab.export import export_run
-    from tunelab.predict import predict_rows
-    from tunelab.rundir import load_run
+    from tunelab.commands.export import export_run
+    from tunelab.commands.predict import predict_rows
+    from tunelab.run.record import load_run
 
     run = tmp_path / "run"
     code = train_in_process(*quick(tiny_backbone, run, "task=question_answering", "data=lee_qa", "data.max_length=128"))

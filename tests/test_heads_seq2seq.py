@@ -130,9 +130,9 @@ def test_the_derived_sets_are_deterministic():
 def test_plurals_run_logs_samples_predicts_and_exports(tiny_backbone, tmp_path, capsys):
     from transformers import AutoModelForSeq2SeqLM, EncoderDecoderModel, pipeline
 
-    from tunelab.export import export_run
-    from tunelab.predict import predict_rows
-    from tunelab.rundir import load_run
+    from tunelab.commands.export import export_run
+    from tunelab.commands.predict import predict_rows
+    from tunelab.run.record import load_run
 
     run = tmp_path / "run"
     code = train_in_process(*quick(tiny_backbone, run, "task=seq2seq", "data=celex_plurals", "task.char_level=true",
@@ -166,7 +166,7 @@ def test_plurals_run_logs_samples_predicts_and_exports(tiny_backbone, tmp_path, 
 def test_lora_on_bert2bert_trains_only_adapters_and_reloads(tiny_backbone, tmp_path, capsys):
     """peft=lora adapts query/value of the encoder, the decoder and the decoder's cross-attention; the
     checkpoint holds only the adapters, and the rest (random cross-attention included) is rebuilt the same."""
-    from tunelab.rundir import load_run
+    from tunelab.run.record import load_run
     from tunelab.tuning.parts import unwrap
 
     run = tmp_path / "run"

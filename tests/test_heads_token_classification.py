@@ -102,9 +102,9 @@ def test_a_non_bio_tag_in_the_training_split_is_named():
 def test_ner_run_predicts_entities_with_spans_and_exports_a_pipeline(tiny_backbone, tmp_path, capsys):
     from transformers import pipeline
 
-    from tunelab.export import export_run
-    from tunelab.predict import predict_rows
-    from tunelab.rundir import load_run
+    from tunelab.commands.export import export_run
+    from tunelab.commands.predict import predict_rows
+    from tunelab.run.record import load_run
 
     run = tmp_path / "run"
     code = train_in_process(*quick(tiny_backbone, run, "task=token_classification", "data=hironsan_ner",

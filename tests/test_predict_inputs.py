@@ -10,7 +10,7 @@ import json
 import pytest
 
 from tunelab.errors import TunelabError
-from tunelab.predict import FORMATS, read_rows
+from tunelab.commands.predict import FORMATS, read_rows
 
 
 def test_jsonl_rows_under_the_training_column_names(tmp_path):
@@ -56,7 +56,7 @@ def test_txt_says_one_input_per_line(tmp_path, capsys):
 
 
 def test_help_lists_each_task_format(capsys):
-    from tunelab.predict import main
+    from tunelab.commands.predict import main
 
     with pytest.raises(SystemExit):
         main(["--help"])

@@ -39,7 +39,7 @@ def test_a_kill_during_a_save_never_leaves_a_corrupt_checkpoint(tmp_path):
     target = tmp_path / "last.ckpt"
     script = (
         "import sys, torch\n"
-        "from tunelab.atomic import atomic_torch_save\n"
+        "from tunelab.run.atomic import atomic_torch_save\n"
         "state = {'w': torch.arange(10_000_000, dtype=torch.float32)}\n"
         "for i in range(10_000):\n"
         "    state['step'] = i\n"
@@ -61,7 +61,8 @@ def test_a_kill_during_a_save_never_leaves_a_corrupt_checkpoint(tmp_path):
 
 
 def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    from tunelab import atomic, checkpoint_io
+    from tunelab.run import atomic
+    from tunelab.run import checkpoint_io
 
     path = tmp_path / "last.ckpt"
     atomic.atomic_torch_save({"step": 1}, path)
@@ -166,7 +167,7 @@ def test_an_unwritable_output_directory_is_refused_before_training(tiny_backbone
 def test_a_full_disk_is_refused_before_training(tiny_backbone, tmp_path, capsys, monkeypatch):
     from collections import namedtuple
 
-    from tunelab import preflight
+    from tunelab.run import preflight
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: usage(10 << 30, (10 << 30) - (1 << 20), 1 << 20))

@@ -32,7 +32,7 @@ def test_secrets_reach_no_file_of_the_run_nor_the_logged_config(tiny_backbone, t
     config = (run / "config.yaml").read_text()
     assert "token: '***'" in config and "api_key: '***'" in config and "https://x/?***" in config
 
-    from tunelab.export import export_run
+    from tunelab.commands.export import export_run
 
     out = export_run(str(run), str(tmp_path / "export"))
     suffixes = {p.suffix for p in out.rglob("*") if p.is_file()}
@@ -53,7 +53,7 @@ def test_every_torch_load_in_tunelab_uses_weights_only():
     assert calls, "the scan found no torch.load at all"
     assert all(flag is True for *_, flag in calls), calls
     # Lightning's own loads (resume, test with the best checkpoint) go through AtomicCheckpointIO
-    from tunelab.checkpoint_io import AtomicCheckpointIO
+    from tunelab.run.checkpoint_io import AtomicCheckpointIO
 
     assert "weights_only=True" in Path(AtomicCheckpointIO.load_checkpoint.__code__.co_filename).read_text()
 
@@ -61,7 +61,7 @@ def test_every_torch_load_in_tunelab_uses_weights_only():
 def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path):
     import torch
 
-    from tunelab.checkpoint_io import AtomicCheckpointIO
+    from tunelab.run.checkpoint_io import AtomicCheckpointIO
 
     import argparse
 
@@ -72,7 +72,7 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path):
 
 
 def test_remote_code_runs_only_when_asked(tmp_path):
-    from tunelab.backbone import check_remote_code
+    from tunelab.model.backbone import check_remote_code
 
     (tmp_path / "config.json").write_text('{"model_type": "my_arch", "auto_map": {"AutoConfig": "cfg.MyConfig"}}')
     with pytest.raises(TunelabError, match="model.trust_remote_code=true"):
@@ -89,7 +89,7 @@ def test_remote_code_runs_only_when_asked(tmp_path):
 def test_output_paths_stay_inside_the_run_unless_named_on_the_command_line(tmp_path, monkeypatch):
     from hydra import compose, initialize_config_dir
 
-    from tunelab import preflight
+    from tunelab.run import preflight
     from tunelab.config import config_dir
 
     run = tmp_path / "run"
@@ -108,7 +108,7 @@ def test_output_paths_stay_inside_the_run_unless_named_on_the_command_line(tmp_p
 
 
 def test_scrub_masks_secret_names_and_values(monkeypatch):
-    from tunelab.secrets import scrub, scrub_text
+    from tunelab.run.secrets import scrub, scrub_text
 
     monkeypatch.setenv("HF_TOKEN", "hf_abcdefghijkl")
     assert scrub({"hf_token": "anything", "lr": 0.1, "cmd": ["x", "--url=https://hf_abcdefghijkl@host"]}) == \

@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 from tunelab.errors import TunelabError
-from tunelab.reproduce import main, reproduce, verdict
+from tunelab.commands.reproduce import main, reproduce, verdict
 
 EXPECTED = {"metric": "test/accuracy", "value": 0.80, "tolerance": 0.02, "source": "measured here", "seeds": [1, 2, 3]}
 

@@ -102,7 +102,7 @@ def test_the_allow_list_is_what_a_real_sharded_checkpoint_is_made_of(tmp_path):
     import torch.distributed.checkpoint as dcp
 
     from tunelab.errors import TunelabError
-    from tunelab.safe_pickle import load_dcp_metadata
+    from tunelab.run.safe_pickle import load_dcp_metadata
 
     folder = tmp_path / "ckpt"
     dcp.save({"w": torch.zeros(3, 2, dtype=torch.bfloat16), "step": 3, "groups": [{"lr": 1e-3, "betas": (0.9, 0.99)}]},

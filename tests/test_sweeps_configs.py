@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from tunelab.config import config_dir
 
-SWEEPS = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
+SWEEPS = sorted(p.stem for p in (ROOT / "conf" / "sweeps").glob("*.yaml"))
 LAUNCHERS = sorted(p.stem for p in (ROOT / "conf" / "hydra" / "launcher").glob("*.yaml"))
 
 
@@ -23,7 +23,7 @@ def _compose(*overrides: str, conf: str | None = None):
 @pytest.mark.parametrize("sweep", SWEEPS)
 def test_every_sweep_composes_and_its_swept_keys_exist(sweep):
     cfg = _compose(f"sweeps={sweep}")
-    header = (ROOT / "sweeps" / f"{sweep}.yaml").read_text().splitlines()[:12]
+    header = (ROOT / "conf" / "sweeps" / f"{sweep}.yaml").read_text().splitlines()[:12]
     assert any(f"sweeps={sweep}" in line for line in header), "the header documents the launch command"
     params = cfg.hydra.sweeper.params
     assert params, "a sweep sweeps something"

@@ -27,8 +27,8 @@ def test_fsdp_trains_resumes_and_exports_a_consolidated_folder(tiny_backbone, tm
 
     from transformers import AutoModelForSequenceClassification
 
-    from tunelab.export import export_run
-    from tunelab.rundir import load_run
+    from tunelab.commands.export import export_run
+    from tunelab.run.record import load_run
 
     folder = export_run(str(run), str(tmp_path / "export"))
     exported = AutoModelForSequenceClassification.from_pretrained(folder).eval()

@@ -60,7 +60,7 @@ NO_PRUNING = ("hydra.sweeper.pruner._target_=optuna.pruners.NopPruner", "~hydra.
 
 def test_a_metric_whose_lower_values_are_better_is_minimized(tiny_backbone, outputs):
     # task.metric_mode=min (a loss; perplexity for task=causal_lm): the study minimizes and its best trial is the
-    # lowest; sweeps/optuna_lr.yaml says maximize for its val/accuracy, so this search names no direction
+    # lowest; conf/sweeps/optuna_lr.yaml says maximize for its val/accuracy, so this search names no direction
     assert _search(tiny_backbone, "task.metric=val/loss", "task.metric_mode=min", "hydra.sweeper.direction=null",
                    *NO_PRUNING) == 0
     (sweep,) = (outputs / "multirun").iterdir()

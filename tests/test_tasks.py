@@ -6,9 +6,9 @@ import datasets
 import pytest
 import torch
 
-from tunelab.backbone import load_tokenizer
+from tunelab.model.backbone import load_tokenizer
 from tunelab.errors import TunelabError
-from tunelab.module import TuneModule
+from tunelab.model.module import TuneModule
 from tunelab.tasks import Regression, SequenceClassification
 
 

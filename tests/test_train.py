@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import quick, read_metrics, train_in_process
 
-from tunelab.backbone import load_model
+from tunelab.model.backbone import load_model
 from tunelab.tasks import SequenceClassification
 
 
@@ -32,7 +32,7 @@ def test_a_run_writes_config_checkpoints_logs_and_metrics(tiny_backbone, tmp_pat
 
 
 def test_optimizer_groups_skip_decay_on_bias_and_layernorm(tiny_backbone):
-    from tunelab.module import TuneModule
+    from tunelab.model.module import TuneModule
 
     task = SequenceClassification(labels=["a", "b"])
     module = TuneModule(tiny_backbone, task, optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.1))
@@ -48,7 +48,7 @@ def test_optimizer_groups_skip_decay_on_bias_and_layernorm(tiny_backbone):
 
 
 def test_schedules_warm_up_then_decay():
-    from tunelab.optim import cosine_with_warmup, linear_with_warmup
+    from tunelab.model.optim import cosine_with_warmup, linear_with_warmup
 
     for schedule, end in ((linear_with_warmup, 0.0), (cosine_with_warmup, 0.0)):
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
@@ -66,7 +66,7 @@ def test_schedules_warm_up_then_decay():
 def test_plain_python_without_hydra(tiny_backbone, tmp_path):
     from tunelab.data import TuneDataModule
     from tunelab.data.sources import builtin
-    from tunelab.module import TuneModule
+    from tunelab.model.module import TuneModule
 
     task = SequenceClassification()
     data = TuneDataModule(loader=partial(builtin, "mr"), task=task, tokenizer=tiny_backbone, batch_size=16,
@@ -115,7 +115,7 @@ def test_users_own_head_through_target(tiny_backbone, tmp_path):
 def test_bf16_mixed_with_clipping_trains_with_the_default_fused_adamw(tiny_backbone, tmp_path):
     """The default AdamW is fused; Lightning cannot clip with a fused optimizer under mixed precision,
     so there the module builds the per-tensor kernel instead (the default clipping, 1.0, stays on)."""
-    from tunelab.module import TuneModule
+    from tunelab.model.module import TuneModule
 
     run = tmp_path / "run"
     assert train_in_process(*quick(tiny_backbone, run, "trainer.precision=bf16-mixed")) == 0

@@ -6,7 +6,7 @@ import pytest
 from conftest import quick, train_in_process
 
 from tunelab.errors import TunelabError
-from tunelab.module import TuneModule
+from tunelab.model.module import TuneModule
 from tunelab.tasks import SequenceClassification
 from tunelab.tuning.peft_methods import PeftMethod
 

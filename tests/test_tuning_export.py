@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from conftest import quick, read_metrics, train_in_process
 
-from tunelab.export import export_run
-from tunelab.rundir import load_run
+from tunelab.commands.export import export_run
+from tunelab.run.record import load_run
 
 
 def _logits(model, batch):
@@ -103,7 +103,7 @@ def test_export_pipeline_truncation_agrees_with_predict_on_long_inputs(tiny_back
 def test_seq2seq_card_names_backbone_and_letter_spaced_input():
     from omegaconf import OmegaConf
 
-    from tunelab.model_card import model_card
+    from tunelab.run.model_card import model_card
     from tunelab.tasks.seq2seq import Seq2Seq
 
     cfg = OmegaConf.create({"model": {"backbone": "minilm"}, "data": {

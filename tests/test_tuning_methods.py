@@ -11,7 +11,7 @@ import torch
 
 from tunelab.data import TuneDataModule
 from tunelab.data.sources import builtin
-from tunelab.module import TuneModule
+from tunelab.model.module import TuneModule
 from tunelab.tasks import SequenceClassification
 from tunelab.tuning.adversarial import EmbeddingAdversary
 from tunelab.tuning.freeze import BitFit, HeadOnly
@@ -116,7 +116,7 @@ def test_layer_decay_gives_one_group_per_block_and_the_head_the_base_lr(mr_tiny,
 
 
 def test_gradual_unfreezing_opens_one_block_per_epoch_top_down(mr_tiny, tiny_backbone):
-    from tunelab.tuning.unfreeze import GradualUnfreezing
+    from tunelab.callbacks.unfreeze import GradualUnfreezing
 
     task, data = mr_tiny
     module = TuneModule(tiny_backbone, task, optimizer=partial(torch.optim.AdamW, lr=1e-2))

@@ -1,7 +1,7 @@
 """tunelab: Hydra-configured fine-tuning of Hugging Face backbones with PyTorch Lightning.
 
 Importing the package is cheap on purpose (``tunelab --help`` must stay fast); the heavy pieces
-live in submodules: ``tunelab.module.TuneModule``, ``tunelab.data.TuneDataModule``,
+live in submodules: ``tunelab.model.module.TuneModule``, ``tunelab.data.TuneDataModule``,
 ``tunelab.tasks``.
 """
 

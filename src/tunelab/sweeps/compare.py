@@ -32,7 +32,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunelab import test_predictions
+from tunelab.run import test_predictions
 from tunelab.errors import TunelabError
 from tunelab.sweeps import stats
 from tunelab.sweeps.report import markdown_table, plot, tables, text_table
@@ -65,7 +65,7 @@ def _overrides(run_dir: Path) -> dict[str, str]:
 
 def _status(run_dir: Path) -> tuple[str, str]:
     if (run_dir / "metrics.json").exists():
-        from tunelab.rundir import is_fast_dev_run
+        from tunelab.run.record import is_fast_dev_run
 
         if is_fast_dev_run(run_dir):  # one batch per split: not a result to rank
             return "fast_dev_run", "a debug=fast_dev_run check (one batch per split), not a result"

@@ -84,7 +84,7 @@ def _limited(n: int, limit) -> int:
 
 def plan(cfg, datamodule) -> dict:
     """Padded tokens of every train batch (per epoch), validation pass, test pass; counts of passes and saves."""
-    from tunelab import test_predictions
+    from tunelab.run import test_predictions
 
     trainer = cfg.trainer
     train = _batch_tokens(datamodule.train_dataloader())[:_limited(10**12, trainer.get("limit_train_batches"))]
@@ -148,7 +148,7 @@ def estimate(argv: list[str]) -> dict:
     import lightning  # noqa: F401  the sweep process pays these imports once, before its first job
     import transformers  # noqa: F401
 
-    from tunelab.noise import silence_known_noise
+    from tunelab.run.noise import silence_known_noise
 
     silence_known_noise()
     startup = time.perf_counter() - started

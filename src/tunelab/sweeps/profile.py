@@ -137,7 +137,7 @@ def _quiet_loggers():
 
 def profile(overrides: list[str], workdir: Path) -> dict:
     """The shape's first job, run for real on a few batches of every split."""
-    from tunelab.train import train
+    from tunelab.commands.train import train
 
     out = workdir / f"profile-{len(list(workdir.iterdir()))}"
     cfg = compose_job(overrides, (f"paths.output_dir={out}", f"++trainer.limit_train_batches={PROFILE_TRAIN_BATCHES}",

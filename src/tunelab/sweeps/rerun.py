@@ -53,7 +53,7 @@ def rerun_top(sweep: str, result: dict, top: int, seeds: int) -> list[Path]:
     """Launch the reruns (``tunelab train -m`` in this process, one sweep per configuration)."""
     from omegaconf import OmegaConf
 
-    from tunelab import train
+    from tunelab.commands import train
 
     if top < 1 or seeds < 1:
         raise TunelabError(f"--rerun-top and --seeds must be at least 1, got {top} and {seeds}.")

@@ -19,7 +19,7 @@ job states without accounting, and preemption / time limits that requeue and res
   handler (``hand_over_preemption``), which counts time-outs against ``max_num_timeout``,
   requeues the job with ``scontrol requeue`` and exits without a result, so the sweep keeps
   waiting. The requeued job (``SLURM_RESTART_COUNT`` > 0) resumes from last.ckpt in the same run
-  folder (``tunelab.sweeps.resume``), with the same W&B run id (``<run>/wandb/run-id``). A signal
+  folder (``tunelab.run.resume``), with the same W&B run id (``<run>/wandb/run-id``). A signal
   sent to the batch shell only is passed on to the tasks (``FORWARD_USR1``).
 """
 

@@ -180,7 +180,7 @@ class Seq2Seq(Task):
                     dropout: dict | None = None, **kwargs):
         from transformers import AutoConfig
 
-        from tunelab.backbone import check_remote_code, load_model, load_tokenizer, resolve_backbone
+        from tunelab.model.backbone import check_remote_code, load_model, load_tokenizer, resolve_backbone
 
         resolved = resolve_backbone(backbone)
         check_remote_code(backbone, resolved, trust_remote_code)
@@ -211,7 +211,7 @@ class Seq2Seq(Task):
 
         from transformers import EncoderDecoderConfig, EncoderDecoderModel
 
-        from tunelab.backbone import dropout_overrides
+        from tunelab.model.backbone import dropout_overrides
 
         archs = " ".join(getattr(config, "architectures", None) or [])
         if getattr(config, "is_decoder", False) or re.search(r"ForCausalLM|LMHeadModel", archs):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from tunelab.errors import TunelabError
-from tunelab.optim import _no_decay
+from tunelab.model.optim import _no_decay
 from tunelab.tuning import parts
 
 

@@ -46,14 +46,3 @@ def format_report(report: dict) -> str:
     for name, group in report.get("groups", {}).items():
         lines.append(f"  {name:<10} {group['trainable']:>12,} of {group['total']:>12,}")
     return "\n".join(lines)
-
-
-def peak_memory_mb() -> float:
-    """Peak memory of this run: the GPU's peak allocation on CUDA, else the process's peak RSS."""
-    import resource
-
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB

@@ -88,8 +88,8 @@ def eval_config(run_dir: Path, overrides: list[str]):
 def evaluate(run: str, split: str = "test", overrides: list[str] | None = None) -> dict:
     """Score ``run``'s best checkpoint on ``split``; returns the record written to RUN/eval/<split>.json."""
     from tunelab.config import instantiate
-    from tunelab.noise import silence_known_noise
-    from tunelab.rundir import load_run, resolve_run_dir
+    from tunelab.run.noise import silence_known_noise
+    from tunelab.run.record import load_run, resolve_run_dir
 
     if split not in SPLITS:
         raise TunelabError(f"--split must be one of {list(SPLITS)}, got '{split}'.")
@@ -123,11 +123,11 @@ def ranks_run_eval(argv: list[str]):
     """Lightning's DDP launcher starts ranks 1..N-1 by re-running this process's command line, or, once a
     Hydra job ran in this process (``tunelab train`` in-process), that job's command. Either way the
     other ranks must run this same ``tunelab eval``; the world is ended and the launch variables
-    restored afterwards (tunelab.sweeps.distributed.job_world), so an in-process caller can go on."""
+    restored afterwards (tunelab.run.distributed.job_world), so an in-process caller can go on."""
     import lightning.fabric.strategies.launchers.subprocess_script as fabric_launcher
     import lightning.pytorch.strategies.launchers.subprocess_script as trainer_launcher
 
-    from tunelab.sweeps.distributed import job_world
+    from tunelab.run.distributed import job_world
 
     command = [sys.executable, "-m", "tunelab", "eval", *argv]
     saved = [(m, name, getattr(m, name)) for m in (fabric_launcher, trainer_launcher)
@@ -152,13 +152,13 @@ def main(argv: list[str]) -> int:
                                                      "trainer.devices=2 data.eval_batch_size=16")
     args = parser.parse_intermixed_args(argv)
 
-    from tunelab.sweeps.distributed import global_rank
+    from tunelab.run.distributed import global_rank
 
     if global_rank() != 0:
         # Lightning's DDP launcher starts the other ranks with this process's stdout: keep it rank 0's
         # alone, so its last line stays the metrics
         sys.stdout = sys.stderr
-    from tunelab.rundir import resolve_run_dir
+    from tunelab.run.record import resolve_run_dir
 
     run = str(resolve_run_dir(args.run).resolve())  # the other ranks score this run, even if 'latest' moves on
     with ranks_run_eval([run, "--split", args.split, *args.overrides]):

@@ -31,7 +31,7 @@ class RunRecord:
     """Writes run.json at start and end; metrics.json only on success. Rank 0 only (DDP/FSDP)."""
 
     def __init__(self, run_dir: Path):
-        from tunelab.sweeps.distributed import global_rank
+        from tunelab.run.distributed import global_rank
 
         self.run_dir = Path(run_dir)
         self.info: dict = {}
@@ -41,8 +41,8 @@ class RunRecord:
     def start(self, cfg, overrides: list[str] | None = None) -> None:
         from omegaconf import OmegaConf
 
-        from tunelab import metadata
-        from tunelab.secrets import scrub, scrub_files
+        from tunelab.run import metadata
+        from tunelab.run.secrets import scrub, scrub_files
 
         # one batch per split and no checkpoint: recorded as such, so latest/predict/export/compare pass it by
         self.fast_dev_run = bool(OmegaConf.select(cfg, "trainer.fast_dev_run", default=False))
@@ -60,14 +60,14 @@ class RunRecord:
 
     def update(self, **fields) -> None:
         """Add facts learnt during the run (e.g. the data fingerprint) to run.json."""
-        from tunelab.secrets import scrub
+        from tunelab.run.secrets import scrub
 
         self.info.update(scrub(fields))
         if self.writes:
             _write_json(self.run_dir / "run.json", self.info)
 
     def finish(self, summary: dict) -> None:
-        from tunelab.secrets import scrub
+        from tunelab.run.secrets import scrub
 
         if not self.writes:
             return
@@ -83,7 +83,7 @@ class RunRecord:
 
     def __exit__(self, exc_type, exc, tb):
         if exc is not None and self.writes:
-            from tunelab.secrets import scrub_text
+            from tunelab.run.secrets import scrub_text
 
             preempted = type(exc).__name__ in ("PreemptedError", "SIGTERMException")
             self.info.update(status="interrupted" if preempted else "failed", ended=_now(),
@@ -148,7 +148,7 @@ def load_run(run: str, cfg=None):
         raise TunelabError(f"The run {run_dir} has no best checkpoint ({ckpt_path}); it cannot be loaded.")
     try:
         if ckpt_path.is_dir():  # a sharded FSDP checkpoint (trainer=fsdp): consolidate it in memory
-            from tunelab.sharding import consolidated_checkpoint
+            from tunelab.model.sharding import consolidated_checkpoint
 
             checkpoint = consolidated_checkpoint(ckpt_path)
         else:

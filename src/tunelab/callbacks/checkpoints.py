@@ -5,8 +5,6 @@
     FiniteLossGuard        stop at the first NaN/inf loss, naming the step, before the bad update
     PreemptionCheckpoint   SIGTERM / SIGUSR1 (what SLURM sends before it kills a job): save last.ckpt,
                            then stop; under SLURM, Lightning's own handler saves and requeues
-    RandomState            the RNG states travel in checkpoints, so a resumed run draws the same
-                           dropout masks as an uninterrupted one
 
 All are plain Lightning callbacks (no Hydra needed); conf/callbacks/default.yaml turns them on.
 """
@@ -15,11 +13,9 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import signal
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint
 
@@ -197,32 +193,3 @@ class PreemptedError(TunelabError):
 
     def __reduce__(self):  # joblib workers pickle it back to the parent: rebuild from the two fields
         return type(self), (self.signal_name, self.saved)
-
-
-class RandomState(L.Callback):
-    """Saves the torch / numpy / python RNG states in each checkpoint and restores them on resume.
-
-    Lightning does not do this itself; without it a resumed run's dropout masks differ from an
-    uninterrupted run's, and so do its final metrics. States are plain lists and tensors so that
-    checkpoints load with ``torch.load(weights_only=True)``.
-    """
-
-    def state_dict(self):
-        np_state = np.random.get_state()
-        return {"torch": torch.get_rng_state(),
-                "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-                "python": _to_lists(random.getstate())}
-
-    def load_state_dict(self, state):
-        torch.set_rng_state(state["torch"])
-        kind, keys, *rest = state["numpy"]
-        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
-        random.setstate(_to_tuples(state["python"]))
-
-
-def _to_lists(value):
-    return [_to_lists(v) for v in value] if isinstance(value, tuple) else value
-
-
-def _to_tuples(value):
-    return tuple(_to_tuples(v) for v in value) if isinstance(value, list) else value

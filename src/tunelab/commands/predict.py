@@ -118,7 +118,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
 
-    from tunelab.rundir import load_run
+    from tunelab.run.record import load_run
 
     from tunelab.data.columns import task_label
 

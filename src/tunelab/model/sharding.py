@@ -59,7 +59,7 @@ def _weights_only(stream, where: str):
 def _safe_reader(path: Path):
     from torch.distributed.checkpoint import FileSystemReader
 
-    from tunelab.safe_pickle import load_dcp_metadata
+    from tunelab.run.safe_pickle import load_dcp_metadata
 
     class SafeReader(FileSystemReader):
         def read_metadata(self, *args, **kwargs):
@@ -98,7 +98,7 @@ def check_sharded_checkpoint(path) -> None:
 
     from torch.distributed.checkpoint.metadata import BytesStorageMetadata
 
-    from tunelab.safe_pickle import load_dcp_metadata
+    from tunelab.run.safe_pickle import load_dcp_metadata
 
     path = Path(path)
     metadata = load_dcp_metadata(path / ".metadata")

@@ -76,7 +76,7 @@ def wandb_logger(save_dir: str, project: str = "tunelab", name: str | None = Non
     if not has_key and "WANDB_MODE" not in os.environ:
         os.environ["WANDB_MODE"] = "offline"
     os.environ.setdefault("WANDB_SILENT", "true")
-    from tunelab.secrets import scrub
+    from tunelab.run.secrets import scrub
 
     # the run name is built from the overrides, which may carry a secret typed on the command line
     overrides = scrub([o for o in _job_overrides() if not o.startswith(_NOT_IN_NAME)])
@@ -108,7 +108,7 @@ def flat_config(cfg) -> dict:
 def log_config(loggers, cfg, run_info: dict | None = None) -> None:
     """Every logger records the run's full config (W&B config, CSV hparams.yaml, TensorBoard hparams)
     and the run metadata, with secrets masked."""
-    from tunelab.secrets import masked_argv, scrub
+    from tunelab.run.secrets import masked_argv, scrub
 
     if loggers:
         params = scrub({**flat_config(cfg), **({"run": run_info} if run_info else {})})

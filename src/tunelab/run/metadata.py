@@ -34,7 +34,7 @@ def git_info(run_dir: Path, source: Path | None = None) -> dict:
     status = _git("status", "--porcelain", "--untracked-files=no", cwd=source) or ""
     info = {"commit": commit.strip(), "dirty": bool(status.strip())}
     if info["dirty"]:
-        from tunelab.secrets import scrub_text
+        from tunelab.run.secrets import scrub_text
 
         diff = _git("diff", "HEAD", cwd=source) or ""
         (Path(run_dir) / "git.diff").write_text(scrub_text(diff))

@@ -109,7 +109,7 @@ def check_resume(ckpt_path: str, task, module) -> None:
 
     path = Path(ckpt_path)
     if path.is_dir() and (path / ".metadata").exists():
-        from tunelab.sharding import check_sharded_checkpoint
+        from tunelab.model.sharding import check_sharded_checkpoint
 
         check_sharded_checkpoint(path)  # Lightning's loader would unpickle it: refuse what would run code
         return  # a sharded (FSDP2) checkpoint folder: Lightning's distributed loader checks its shards

@@ -1,7 +1,7 @@
 """``tunelab export RUN --out DIR``: a finished run as a plain Hugging Face folder.
 
 The folder holds config.json (with id2label), model.safetensors, the tokenizer and a model card
-(README.md, tunelab/model_card.py). The tokenizer's ``model_max_length`` is the trained max length, so
+(README.md, tunelab/run/model_card.py). The tokenizer's ``model_max_length`` is the trained max length, so
 ``pipeline(..., truncation=True)`` cuts inputs where training and ``tunelab predict`` did. ``transformers.pipeline(TASK, model=DIR)``
 and ``AutoModelFor*.from_pretrained(DIR)`` load it; tunelab is not needed.
 """
@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from tunelab.errors import TunelabError, check_writable
-from tunelab.model_card import model_card
+from tunelab.run.model_card import model_card
 
 
 ADAPTER_USAGE = """This folder holds the PEFT adapter only (and the trained head); load it onto the base model:
@@ -46,7 +46,7 @@ def clear_model_files(target: Path) -> list[str]:
 def export_run(run: str, out: str, force: bool = False, adapter: bool = False) -> Path:
     """The run as a plain HF folder (adapters merged into the weights), or with ``adapter=True``
     its PEFT adapter alone (adapter_config.json + adapter_model.safetensors, for PeftModel.from_pretrained)."""
-    from tunelab.rundir import load_run
+    from tunelab.run.record import load_run
 
     target = Path(out).expanduser()
     if target.exists() and not target.is_dir():

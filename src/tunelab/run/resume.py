@@ -55,9 +55,9 @@ def sweep_dir_to_resume(argv: list[str]) -> list[str]:
 
     given = [a.split("=", 1)[1] for a in argv if a.startswith("paths.output_root=")]
     root = Path(given[-1] if given else os.environ.get("TUNELAB_OUTPUTS", "outputs")) / "multirun"
-    from tunelab.secrets import scrub
+    from tunelab.run.secrets import scrub
 
-    wanted = _overrides_of(scrub(list(argv)))  # multirun.yaml records secrets masked (tunelab.secrets)
+    wanted = _overrides_of(scrub(list(argv)))  # multirun.yaml records secrets masked (tunelab.run.secrets)
     earlier = sorted(root.glob("*/multirun.yaml"), key=lambda p: p.stat().st_mtime, reverse=True)
     for record in earlier:
         overrides = OmegaConf.select(OmegaConf.load(record), "hydra.overrides", default={}) or {}

@@ -57,7 +57,7 @@ def verdict(values: list[float], expected: dict) -> dict:
 
 
 def run_seed(experiment: str, seed: int, run_dir: Path, overrides: list[str]) -> dict:
-    from tunelab.train import main as train_main
+    from tunelab.commands.train import main as train_main
 
     try:
         train_main([f"experiment={experiment}", f"seed={seed}", f"hydra.run.dir={run_dir}", *overrides])

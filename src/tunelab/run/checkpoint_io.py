@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from tunelab.atomic import atomic_torch_save
+from tunelab.run.atomic import atomic_torch_save
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -26,8 +26,8 @@ from functools import partial
 import lightning as L
 import torch
 
-from tunelab.checkpoint_contents import CheckpointContents
-from tunelab.optim import param_groups
+from tunelab.run.checkpoint_contents import CheckpointContents
+from tunelab.model.optim import param_groups
 from tunelab.tasks.base import Task
 from tunelab.tuning import TuningMethod, apply_tuning
 
@@ -71,9 +71,9 @@ class TuneModule(L.LightningModule):
         self.test_metrics = task.metrics().clone(prefix="test/")
 
     def configure_model(self):
-        # trainer=fsdp: ModelParallelStrategy gives the module a device mesh; shard with FSDP2 (tunelab/sharding.py)
+        # trainer=fsdp: ModelParallelStrategy gives the module a device mesh; shard with FSDP2 (tunelab/model/sharding.py)
         if self.device_mesh is not None:
-            from tunelab.sharding import shard
+            from tunelab.model.sharding import shard
 
             shard(self.model, self.device_mesh)
 

@@ -15,14 +15,14 @@ import time
 import warnings
 from pathlib import Path
 
-from tunelab import preflight
+from tunelab.run import preflight
 from tunelab.config import check_metric, config_dir, instantiate, instantiate_each, print_tree, validate
 from tunelab.errors import TunelabError
-from tunelab.loggers import log_config, one_wandb_run_per_job
-from tunelab.noise import silence_known_noise
-from tunelab.rundir import RunRecord
-from tunelab.secrets import install_log_filter, masked_config
-from tunelab.sweeps import distributed, resume
+from tunelab.run.loggers import log_config, one_wandb_run_per_job
+from tunelab.run.noise import silence_known_noise
+from tunelab.run.record import RunRecord
+from tunelab.run.secrets import install_log_filter, masked_config
+from tunelab.run import distributed, resume
 
 
 def train(cfg) -> dict:
@@ -36,7 +36,8 @@ def train(cfg) -> dict:
     # imported here, not at the top: tunelab.data imports Lightning, which must come after Hydra's logging set-up
     from tunelab.data.fingerprint import data_fingerprint
 
-    from tunelab.tuning.report import format_report, peak_memory_mb
+    from tunelab.run.memory import peak_memory_mb
+    from tunelab.tuning.report import format_report
 
     silence_known_noise()
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
@@ -99,7 +100,7 @@ def train(cfg) -> dict:
             trainer.strategy.optimizers = []
             results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
             metrics.update({k: float(v) for k, v in results[0].items()})
-            from tunelab import test_predictions  # per test row: what compare's per-example tests pair
+            from tunelab.run import test_predictions  # per test row: what compare's per-example tests pair
 
             test_predictions.write(trainer, module, datamodule, best, run_dir)
         summary = {
