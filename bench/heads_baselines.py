@@ -45,15 +45,18 @@ def tagging_baselines(train, test) -> dict:
     for words, tags in zip(train["tokens"], train_tags):
         for w, t in zip(words, tags):
             per_word[w][t] += 1
-    guess = [[per_word[w].most_common(1)[0][0] if w in per_word else majority for w in words]
-             for words in test["tokens"]]
+    guess = [
+        [per_word[w].most_common(1)[0][0] if w in per_word else majority for w in words] for words in test["tokens"]
+    ]
     flat = [(g, t) for gs, ts in zip(guess, truth) for g, t in zip(gs, ts)]
     from seqeval.metrics import f1_score
 
-    return {"majority_tag": majority,
-            "majority_tag_accuracy": sum(t == majority for _, t in flat) / len(flat),
-            "most_frequent_tag_per_word_accuracy": sum(g == t for g, t in flat) / len(flat),
-            "most_frequent_tag_per_word_entity_f1": f1_score(truth, guess) if majority == "O" else None}
+    return {
+        "majority_tag": majority,
+        "majority_tag_accuracy": sum(t == majority for _, t in flat) / len(flat),
+        "most_frequent_tag_per_word_accuracy": sum(g == t for g, t in flat) / len(flat),
+        "most_frequent_tag_per_word_entity_f1": f1_score(truth, guess) if majority == "O" else None,
+    }
 
 
 def qa_baselines(test) -> dict:
@@ -73,8 +76,11 @@ def qa_baselines(test) -> dict:
         guesses.append(found.group() if found else "")
     golds = [a["text"] for _, _, a in rows]
     score = lambda f, gs: 100 * sum(f(g, gold) for g, gold in zip(gs, golds)) / len(golds)  # noqa: E731
-    return {"no_answer_exact_match": score(exact_match, [""] * len(golds)),
-            "sentence_match_exact_match": score(exact_match, guesses), "sentence_match_f1": score(token_f1, guesses)}
+    return {
+        "no_answer_exact_match": score(exact_match, [""] * len(golds)),
+        "sentence_match_exact_match": score(exact_match, guesses),
+        "sentence_match_f1": score(token_f1, guesses),
+    }
 
 
 def seq2seq_baselines(test, task, tokenizer, max_length: int) -> dict:
@@ -98,8 +104,11 @@ def seq2seq_baselines(test, task, tokenizer, max_length: int) -> dict:
             return max(sentences(text), key=lambda s: score("rougeL", [roundtrip(s)], [reference]))
 
         guesses["oracle_sentence"] = [best_sentence(t, r) for t, r in zip(test["text"], references)]
-    return {f"{guess}_{name}": score(name, [roundtrip(g) for g in texts], references)
-            for guess, texts in guesses.items() for name in SCORES}
+    return {
+        f"{guess}_{name}": score(name, [roundtrip(g) for g in texts], references)
+        for guess, texts in guesses.items()
+        for name in SCORES
+    }
 
 
 if __name__ == "__main__":
@@ -109,6 +118,9 @@ if __name__ == "__main__":
         if "target" in columns:
             found = seq2seq_baselines(splits["test"], task, data.tokenizer, data.max_length)
         else:
-            found = qa_baselines(splits["test"]) if "question" in columns else \
-                tagging_baselines(splits["train"], splits["test"])
+            found = (
+                qa_baselines(splits["test"])
+                if "question" in columns
+                else tagging_baselines(splits["train"], splits["test"])
+            )
         print(name, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in found.items()})

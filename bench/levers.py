@@ -31,10 +31,14 @@ def main() -> None:
     import datasets
     import torch
     from hydra import compose, initialize_config_dir
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+    )
 
-    from tunelab.model.backbone import resolve_backbone
     from tunelab.config import config_dir, instantiate
+    from tunelab.model.backbone import resolve_backbone
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=["paths.output_dir=."])
@@ -48,7 +52,7 @@ def main() -> None:
     collate_s, batches = [], []
     for k in range(args.batches):
         started = time.perf_counter()
-        batches.append(pad([train[i] for i in order[k * 32:(k + 1) * 32]]))
+        batches.append(pad([train[i] for i in order[k * 32 : (k + 1) * 32]]))
         collate_s.append(time.perf_counter() - started)
 
     def model(attn: str = "sdpa"):

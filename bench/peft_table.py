@@ -38,16 +38,27 @@ def run(out: Path, seeds: list[int], rows: list[str]) -> None:
             if (run_dir / "metrics.json").exists():
                 continue
             started = time.time()
-            cmd = [sys.executable, "-m", "tunelab", "train", f"experiment={row}", f"seed={seed}",
-                   f"hydra.run.dir={run_dir}", "~callbacks.progress_bar", "print_config=false"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "tunelab",
+                "train",
+                f"experiment={row}",
+                f"seed={seed}",
+                f"hydra.run.dir={run_dir}",
+                "~callbacks.progress_bar",
+                "print_config=false",
+            ]
             with open(out / f"{row}-seed{seed}.log", "w") as log:
                 code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
             print(f"{row} seed {seed}: exit {code}, {time.time() - started:.0f}s", flush=True)
 
 
 def table(out: Path) -> str:
-    lines = ["| method | trainable params | % | test accuracy, median (min-max) | seeds | fit time s | peak RSS MB | checkpoint MB |",
-             "|---|---:|---:|---|---:|---:|---:|---:|"]
+    lines = [
+        "| method | trainable params | % | test accuracy, median (min-max) | seeds | fit time s | peak RSS MB | checkpoint MB |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
     for row, label in ROWS.items():
         runs = [json.loads(p.read_text()) for p in sorted((out / row).glob("seed*/metrics.json"))]
         if not runs:
@@ -59,7 +70,8 @@ def table(out: Path) -> str:
         lines.append(
             f"| {label} | {params['trainable']:,} | {params['trainable_percent']:.2f} | {med(acc):.1f} "
             f"({min(acc):.1f}-{max(acc):.1f}) | {len(runs)} | {med(r['fit_seconds'] for r in runs):.0f} | "
-            f"{med(r['peak_memory_mb'] for r in runs):.0f} | {med(r['checkpoint_mb'] for r in runs):.2f} |")
+            f"{med(r['peak_memory_mb'] for r in runs):.0f} | {med(r['checkpoint_mb'] for r in runs):.2f} |"
+        )
     return "\n".join(lines)
 
 

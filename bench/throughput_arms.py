@@ -34,8 +34,9 @@ class Recorder:
 
     def batch(self, attention_mask) -> None:
         """A batch that will be (or was just) stepped on: rows, real tokens, padded tokens."""
-        self.data["batches"].append([int(attention_mask.shape[0]), int(attention_mask.sum()),
-                                     int(attention_mask.numel())])
+        self.data["batches"].append(
+            [int(attention_mask.shape[0]), int(attention_mask.sum()), int(attention_mask.numel())]
+        )
 
     def step_end(self) -> None:
         if self.data["first_step_s"] is None:
@@ -163,16 +164,35 @@ def hf_arm(p: dict) -> None:
             return FixedOrder(len(train_dataset if train_dataset is not None else self.train_dataset), p["seed"])
 
     args = TrainingArguments(
-        output_dir=p["work_dir"], per_device_train_batch_size=p["batch_size"],
-        per_device_eval_batch_size=p["eval_batch_size"], learning_rate=p["lr"], weight_decay=p["weight_decay"],
-        warmup_steps=p["warmup"], lr_scheduler_type="linear", max_grad_norm=1.0, max_steps=p["steps"],
-        seed=p["seed"], data_seed=p["seed"], report_to=[], save_strategy="no", eval_strategy="no",
-        logging_steps=10, dataloader_num_workers=0, use_cpu=True, optim=p.get("optim", "adamw_torch_fused"),
+        output_dir=p["work_dir"],
+        per_device_train_batch_size=p["batch_size"],
+        per_device_eval_batch_size=p["eval_batch_size"],
+        learning_rate=p["lr"],
+        weight_decay=p["weight_decay"],
+        warmup_steps=p["warmup"],
+        lr_scheduler_type="linear",
+        max_grad_norm=1.0,
+        max_steps=p["steps"],
+        seed=p["seed"],
+        data_seed=p["seed"],
+        report_to=[],
+        save_strategy="no",
+        eval_strategy="no",
+        logging_steps=10,
+        dataloader_num_workers=0,
+        use_cpu=True,
+        optim=p.get("optim", "adamw_torch_fused"),
         train_sampling_strategy="group_by_length" if p["sampling"] == "grouped" else "random",
     )
     cls = SameOrderTrainer if p["sampling"] == "same" else Trainer
-    trainer = cls(model=model, args=args, train_dataset=splits["train"], processing_class=tokenizer,
-                  data_collator=CountingCollator(tokenizer, rec), callbacks=[Steps()])
+    trainer = cls(
+        model=model,
+        args=args,
+        train_dataset=splits["train"],
+        processing_class=tokenizer,
+        data_collator=CountingCollator(tokenizer, rec),
+        callbacks=[Steps()],
+    )
     trainer.train()
     if p["test"]:
         started = time.perf_counter()
@@ -193,16 +213,24 @@ def raw_arm(p: dict) -> None:
     rec = Recorder("raw_same")
     splits, model = load_splits(p), load_model(p)
     train = splits["train"].remove_columns(["idx", "length"])
-    loader = DataLoader(train, batch_size=p["batch_size"], sampler=FixedOrder(len(train), p["seed"]),
-                        collate_fn=CountingCollator(AutoTokenizer.from_pretrained(p["model_dir"]), rec))
+    loader = DataLoader(
+        train,
+        batch_size=p["batch_size"],
+        sampler=FixedOrder(len(train), p["seed"]),
+        collate_fn=CountingCollator(AutoTokenizer.from_pretrained(p["model_dir"]), rec),
+    )
     decay = [q for n, q in model.named_parameters() if q.ndim >= 2 and "norm" not in n.lower()]
     rest = [q for n, q in model.named_parameters() if not (q.ndim >= 2 and "norm" not in n.lower())]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": p["weight_decay"]},
-                                   {"params": rest, "weight_decay": 0.0}], lr=p["lr"],
-                                  fused=p.get("optim", "adamw_torch_fused") == "adamw_torch_fused")
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": p["weight_decay"]}, {"params": rest, "weight_decay": 0.0}],
+        lr=p["lr"],
+        fused=p.get("optim", "adamw_torch_fused") == "adamw_torch_fused",
+    )
     warm = int(p["warmup"] * p["steps"])
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(1, warm) if s < warm else max(0.0, (p["steps"] - s) / max(1, p["steps"] - warm)))
+        optimizer,
+        lambda s: (s + 1) / max(1, warm) if s < warm else max(0.0, (p["steps"] - s) / max(1, p["steps"] - warm)),
+    )
     model.train()
     rec.train_start()
     for step, batch in enumerate(loader):
@@ -225,8 +253,8 @@ def predict_arm(p: dict) -> None:
     from hydra import compose, initialize_config_dir
     from transformers import pipeline
 
-    from tunelab.config import config_dir, instantiate
     from tunelab.commands.predict import predict_rows
+    from tunelab.config import config_dir, instantiate
 
     torch.manual_seed(p["seed"])
     with initialize_config_dir(config_dir(), version_base="1.3"):
@@ -236,7 +264,7 @@ def predict_arm(p: dict) -> None:
     datamodule.setup("fit")
     module = instantiate(cfg.model, "model", task=task)
     datamodule.eval_batch_size = p["batch_size"]
-    texts = list(datamodule._raw_splits()["test"]["text"])[:p["rows"]]
+    texts = list(datamodule._raw_splits()["test"]["text"])[: p["rows"]]
     rows = [{"text": t} for t in texts]
     folder = Path(p["work_dir"]) / "hf-model"  # the same weights as a plain folder for pipeline()
     module.model.save_pretrained(folder)
@@ -244,9 +272,11 @@ def predict_arm(p: dict) -> None:
     pipe = pipeline("text-classification", model=str(folder), device="cpu")
     kwargs = {"truncation": True, "max_length": datamodule.max_length}
 
-    ways = {"tunelab": lambda: predict_rows(module, datamodule, rows),
-            "pipeline_same_batch": lambda: pipe(texts, batch_size=p["batch_size"], **kwargs),
-            "pipeline_default_batch": lambda: pipe(texts, **kwargs)}  # pipeline's default: batch_size 1
+    ways = {
+        "tunelab": lambda: predict_rows(module, datamodule, rows),
+        "pipeline_same_batch": lambda: pipe(texts, batch_size=p["batch_size"], **kwargs),
+        "pipeline_default_batch": lambda: pipe(texts, **kwargs),
+    }  # pipeline's default: batch_size 1
     outputs, seconds = {}, {name: [] for name in ways}
     for name, way in ways.items():  # warm-up (first-call allocations, lazy inits)
         outputs[name] = way()
@@ -256,11 +286,15 @@ def predict_arm(p: dict) -> None:
             way()
             seconds[name].append(time.perf_counter() - started)
     ours, theirs = outputs["tunelab"], outputs["pipeline_same_batch"]
-    result = {"rows": len(rows), "batch_size": p["batch_size"], "seconds": seconds,
-              "threads": torch.get_num_threads(),
-              # same weights: the same label per input and close scores mean the order is the input order
-              "labels_match_pipeline": [a["label"] for a in ours] == [b["label"] for b in theirs],
-              "max_score_diff": max(abs(a["score"] - b["score"]) for a, b in zip(ours, theirs))}
+    result = {
+        "rows": len(rows),
+        "batch_size": p["batch_size"],
+        "seconds": seconds,
+        "threads": torch.get_num_threads(),
+        # same weights: the same label per input and close scores mean the order is the input order
+        "labels_match_pipeline": [a["label"] for a in ours] == [b["label"] for b in theirs],
+        "max_score_diff": max(abs(a["score"] - b["score"]) for a, b in zip(ours, theirs)),
+    }
     Path(os.environ["BENCH_RESULT"]).write_text(json.dumps(result))
 
 
@@ -270,8 +304,8 @@ def cache_arm(p: dict) -> None:
     from hydra import compose, initialize_config_dir
 
     from tunelab.assets import cache_dir
-    from tunelab.model.backbone import resolve_backbone
     from tunelab.config import config_dir, instantiate
+    from tunelab.model.backbone import resolve_backbone
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=["paths.output_dir=."])
@@ -284,8 +318,11 @@ def cache_arm(p: dict) -> None:
         datamodule = instantiate(cfg.data, "data", task=task)
         started = time.perf_counter()
         datamodule.setup("fit")
-        return datamodule, {"seconds": time.perf_counter() - started, "rows_tokenized": sum(calls),
-                            "hit": bool(getattr(datamodule, "tokenized_from_cache", False))}
+        return datamodule, {
+            "seconds": time.perf_counter() - started,
+            "rows_tokenized": sum(calls),
+            "hit": bool(getattr(datamodule, "tokenized_from_cache", False)),
+        }
 
     real_cache = cache_dir()
     fresh = Path(p["work_dir"]) / "fresh-cache"
@@ -300,10 +337,16 @@ def cache_arm(p: dict) -> None:
     del os.environ["TUNELAB_CACHE"]
     datamodule, _ = setup()
     optimizer = cfg.optimizer  # the identical-settings arms give the others tunelab's AdamW implementation
-    result = {"first": first, "second": second, "splits_dir": str(datamodule.cache_path / "splits"),
-              "adamw_fused": bool(optimizer.get("fused")), "adamw_foreach": optimizer.get("foreach"),
-              "model_dir": resolve_backbone(cfg.model.backbone), "max_length": datamodule.max_length,
-              "rows": {s: len(d) for s, d in datamodule.splits.items()}}
+    result = {
+        "first": first,
+        "second": second,
+        "splits_dir": str(datamodule.cache_path / "splits"),
+        "adamw_fused": bool(optimizer.get("fused")),
+        "adamw_foreach": optimizer.get("foreach"),
+        "model_dir": resolve_backbone(cfg.model.backbone),
+        "max_length": datamodule.max_length,
+        "rows": {s: len(d) for s, d in datamodule.splits.items()},
+    }
     Path(os.environ["BENCH_RESULT"]).write_text(json.dumps(result))
 
 
@@ -311,6 +354,8 @@ if __name__ == "__main__":
     import warnings
 
     # conf/hydra/launcher/*.yaml are validated against the plugins' schemas on purpose (as in tunelab.commands.train)
-    warnings.filterwarnings("ignore", message=r"\s*'hydra/.*' is validated against ConfigStore schema", category=UserWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"\s*'hydra/.*' is validated against ConfigStore schema", category=UserWarning
+    )
     arm, params = sys.argv[1], json.loads(sys.argv[2])
     {"hf": hf_arm, "raw": raw_arm, "predict": predict_arm, "cache": cache_arm}[arm](params)

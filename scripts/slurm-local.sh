@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real one-node SLURM cluster on this machine, to try sweeps before sending them to a real cluster
-# (and for tests/test_slurm_cluster.py, which `make test` runs on it).
+# (and for tests/sweeps/test_slurm.py, which `make test` runs on it).
 #
 #   scripts/slurm-local.sh start    install slurm-wlm + munge if needed (apt, root), configure, start
 #   scripts/slurm-local.sh status   is it up? (exit 0 when sbatch would be accepted)

@@ -1,8 +1,9 @@
-"""Shared fixtures: a tiny random-init backbone, an isolated outputs folder, a way to train in-process."""
+"""Shared fixtures: tiny random-init backbones (BERT, Llama), an isolated outputs folder, a user's CSV.
+
+Ways to run tunelab from a test are in helpers/runs.py."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -12,8 +13,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_SILENT", "true")
-
-ROOT = Path(__file__).resolve().parents[1]
+# A chat template for the tiny Llama (its tokenizer is MiniLM's, which has none).
+CHAT = (
+    "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }} {% endfor %}"
+    "{% if add_generation_prompt %}<assistant>{% endif %}"
+)
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +29,14 @@ def tiny_backbone(tmp_path_factory) -> str:
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(str(asset_path("minilm")))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -60,22 +70,30 @@ def mr_csv(tmp_path) -> Path:
     return path
 
 
-def train_in_process(*overrides: str) -> int:
-    """``tunelab train OVERRIDES`` in this process; returns the exit code."""
-    from tunelab.cli import main
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> str:
+    """A 2-layer hidden-32 Llama with random weights; MiniLM's tokenizer with [SEP] as eos and a chat template."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    try:
-        return main(["train", *overrides])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    from tunelab.assets import asset_path
 
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(str(asset_path("minilm")))
+    tokenizer.eos_token, tokenizer.chat_template = "[SEP]", CHAT
+    import torch
 
-def read_metrics(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "metrics.json").read_text())
-
-
-# Overrides that make a run take seconds: tiny backbone, few rows, one epoch, no progress bar.
-def quick(backbone: str, run_dir: Path, *extra: str) -> list[str]:
-    return [f"model.backbone={backbone}", f"hydra.run.dir={run_dir}", "trainer.max_epochs=1",
-            "data.max_samples={train: 64, validation: 32, test: 32}", "data.batch_size=16", "data.cache=false",
-            "~callbacks.progress_bar", "print_config=false", "trainer.log_every_n_steps=2", *extra]
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)

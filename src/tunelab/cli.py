@@ -11,12 +11,18 @@ import sys
 COMMANDS = {
     "train": ("tunelab.commands.train", "fit a model, then test the best checkpoint (Hydra overrides; -m for sweeps)"),
     "predict": ("tunelab.commands.predict", "predict with a trained run: one JSON line per input text"),
-    "eval": ("tunelab.commands.evaluate", "score a finished run's best checkpoint on a whole split (any number of processes)"),
+    "eval": (
+        "tunelab.commands.evaluate",
+        "score a finished run's best checkpoint on a whole split (any number of processes)",
+    ),
     "export": ("tunelab.commands.export", "write a run as a plain Hugging Face folder (optionally push it to the Hub)"),
     "assets": ("tunelab.assets", "fetch and verify the offline weights and corpora into the cache"),
     "compare": ("tunelab.sweeps.compare", "table, seed statistics, plot and best overrides of a sweep's runs"),
     "estimate": ("tunelab.sweeps.estimate", "a sweep's wall time, peak memory and checkpoint disk, before it runs"),
-    "reproduce": ("tunelab.commands.reproduce", "run a committed experiment's seeds and check its recorded number (PASS/FAIL)"),
+    "reproduce": (
+        "tunelab.commands.reproduce",
+        "run a committed experiment's seeds and check its recorded number (PASS/FAIL)",
+    ),
 }
 
 USAGE = """usage: tunelab COMMAND [ARGS]

@@ -25,8 +25,10 @@ def _number(cfg, key: str):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TunelabError(f"{key} must be a number, got {value!r} ({type(value).__name__}). "
-                           f"Example: {key}={'5e-5' if 'lr' in key else '32'}")
+        raise TunelabError(
+            f"{key} must be a number, got {value!r} ({type(value).__name__}). "
+            f"Example: {key}={'5e-5' if 'lr' in key else '32'}"
+        )
     return value
 
 
@@ -55,15 +57,23 @@ def validate(cfg) -> None:
     for key, ok in checks.items():
         value = _number(cfg, key)
         if value is not None and not math.isfinite(value):
-            raise TunelabError(f"{key}={value} is not a finite number. Example: {key}={'5e-5' if 'lr' in key else '32'}")
+            raise TunelabError(
+                f"{key}={value} is not a finite number. Example: {key}={'5e-5' if 'lr' in key else '32'}"
+            )
         if value is not None and not ok(value):
-            raise TunelabError(f"{key}={value} is out of range (must be {'> 0' if 'clip' not in key and 'decay' not in key else '>= 0'}"
-                               f"{' or -1 for no limit' if key.startswith('trainer.max') else ''}"
-                               f"{', an integer' if key.startswith(('data.', 'trainer.max', 'trainer.acc')) else ''}).")
+            raise TunelabError(
+                f"{key}={value} is out of range (must be {'> 0' if 'clip' not in key and 'decay' not in key else '>= 0'}"
+                f"{' or -1 for no limit' if key.startswith('trainer.max') else ''}"
+                f"{', an integer' if key.startswith(('data.', 'trainer.max', 'trainer.acc')) else ''})."
+            )
     for split, n in (OmegaConf.select(cfg, "data.max_samples", default=None) or {}).items():
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0 or split not in ("train", "validation", "test")):
-            raise TunelabError(f"data.max_samples.{split}={n!r}: give a number of rows (or null for all) for "
-                               "train, validation or test.")
+        if n is not None and (
+            isinstance(n, bool) or not isinstance(n, int) or n < 0 or split not in ("train", "validation", "test")
+        ):
+            raise TunelabError(
+                f"data.max_samples.{split}={n!r}: give a number of rows (or null for all) for "
+                "train, validation or test."
+            )
     for group in ("optimizer", "scheduler", "trainer", "model", "data"):
         check_arguments(cfg, group)
     seed = OmegaConf.select(cfg, "seed")
@@ -113,10 +123,15 @@ def check_arguments(cfg, group: str) -> None:
         listing = f"{len(options)} arguments; the nearest: {', '.join(nearest or options[:5])}"
     else:
         listing = ", ".join(options)
-    raise TunelabError(f"{target} takes no argument {', '.join(repr(k) for k in unknown)} ({'; '.join(hints)}).\n"
-                       f"It takes {listing}."
-                       + (" Or choose a config written for it (conf/optimizer/, e.g. optimizer=sgd)." if group == "optimizer"
-                          and any(f"{group}.{k}" not in named for k in unknown) else ""))
+    raise TunelabError(
+        f"{target} takes no argument {', '.join(repr(k) for k in unknown)} ({'; '.join(hints)}).\n"
+        f"It takes {listing}."
+        + (
+            " Or choose a config written for it (conf/optimizer/, e.g. optimizer=sgd)."
+            if group == "optimizer" and any(f"{group}.{k}" not in named for k in unknown)
+            else ""
+        )
+    )
 
 
 def _named_on_command_line() -> set[str]:
@@ -136,8 +151,10 @@ def check_metric(task) -> None:
     otherwise crashes when validation first runs, or, with no validation, passes as a completed run."""
     logged = sorted({*task.metrics().clone(prefix="val/").keys(), "val/loss"})
     if task.metric not in logged:
-        raise TunelabError(f"task.metric={task.metric} is not a metric this task logs.{did_you_mean(task.metric, logged)} "
-                           f"It logs: {', '.join(logged)}. Set task.metric=<one of those>.")
+        raise TunelabError(
+            f"task.metric={task.metric} is not a metric this task logs.{did_you_mean(task.metric, logged)} "
+            f"It logs: {', '.join(logged)}. Set task.metric=<one of those>."
+        )
 
 
 def _changed_groups() -> set[str] | None:
@@ -168,8 +185,10 @@ def print_tree(cfg, path: Path | None = None, full: bool = False) -> None:
         from hydra.core.hydra_config import HydraConfig
 
         choices = HydraConfig.get().runtime.choices
-    tree = Tree("config" + ("" if changed is None else " (groups at their defaults folded; print_config=full shows all)"),
-                guide_style="dim")
+    tree = Tree(
+        "config" + ("" if changed is None else " (groups at their defaults folded; print_config=full shows all)"),
+        guide_style="dim",
+    )
     for key, value in cfg.items():
         if changed is not None and key not in changed and OmegaConf.is_config(value):
             tree.add(f"{key}: {choices.get(key, 'default')}", style="dim")
@@ -201,8 +220,10 @@ def instantiate(cfg, where: str, **kwargs):
         if isinstance(cause, TunelabError):
             raise cause from None
         target = cfg.get("_target_", "?") if hasattr(cfg, "get") else "?"
-        raise TunelabError(f"Could not build {where} ({target}): {cause or err}".strip()
-                           + f"\nCheck the keys under '{where}' (tunelab train --cfg job shows them).") from None
+        raise TunelabError(
+            f"Could not build {where} ({target}): {cause or err}".strip()
+            + f"\nCheck the keys under '{where}' (tunelab train --cfg job shows them)."
+        ) from None
     except TunelabError:
         raise
 
@@ -231,7 +252,7 @@ def install_override_hints() -> None:
                 raise
             key = str(err).split("'")[1]
             parts, node = key.split("."), cfg
-            for depth, part in enumerate(parts):  # walk down to where the key stops existing
+            for depth, part in enumerate(parts):  # noqa: B007 (depth: where the walk stopped, read below)
                 if not OmegaConf.is_dict(node) or part not in node:
                     break
                 node = node[part]
@@ -240,7 +261,8 @@ def install_override_hints() -> None:
             raise TunelabError(
                 f"Could not override '{key}': {where} has no key '{parts[depth]}'.{did_you_mean(parts[depth], known)}"
                 f" Its keys: {', '.join(known[:20])}{' ...' if len(known) > 20 else ''}.\n"
-                f"Only to pass a new argument that its _target_ takes, add it with +{key}=VALUE.") from None
+                f"Only to pass a new argument that its _target_ takes, add it with +{key}=VALUE."
+            ) from None
 
     apply.tunelab_hints = True
     ConfigLoaderImpl._apply_overrides_to_config = staticmethod(apply)

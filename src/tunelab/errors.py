@@ -38,7 +38,12 @@ def check_writable(folder, what: str, fix: str):
             pass
     except OSError as err:
         blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
-        reason = (f"{blocker} is a file, not a folder" if blocker is not None
-                  else "the disk is full" if err.errno == 28 else err.strerror or str(err))
+        reason = (
+            f"{blocker} is a file, not a folder"
+            if blocker is not None
+            else "the disk is full"
+            if err.errno == 28
+            else err.strerror or str(err)
+        )
         raise TunelabError(f"Cannot write {what} '{folder}': {reason}. {fix}") from None
     return folder

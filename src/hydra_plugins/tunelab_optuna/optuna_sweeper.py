@@ -15,7 +15,8 @@ class OptunaSweeper(Sweeper):
 
         self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
     def sweep(self, arguments):
         from tunelab.sweeps.optuna_search import run_search

@@ -57,8 +57,9 @@ class LastCheckpoint(Checkpoint):
 
     def __init__(self, dirpath: str, every_n_train_steps: int | None = None):
         if every_n_train_steps is not None and int(every_n_train_steps) < 1:
-            raise TunelabError(f"callbacks.last_checkpoint.every_n_train_steps must be >= 1 or null, "
-                               f"got {every_n_train_steps}.")
+            raise TunelabError(
+                f"callbacks.last_checkpoint.every_n_train_steps must be >= 1 or null, got {every_n_train_steps}."
+            )
         self.dirpath = str(dirpath)
         self.every_n_train_steps = every_n_train_steps
         self.saved_step: int | None = None
@@ -115,10 +116,18 @@ def _last_good_checkpoint(trainer) -> str:
     if not (last and os.path.exists(last)):
         return "No checkpoint had been written yet: start again with a lower optimizer.lr."
     step = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get("global_step")
-    skipped = next((f" (not overwritten since: {c.skipped})" for c in trainer.callbacks
-                    if isinstance(c, LastCheckpoint) and c.skipped), "")
-    return (f"The last good checkpoint is {last}, at step {step}{skipped}; resume from it with ckpt_path=last "
-            "and a lower optimizer.lr (the resumed run uses the new value).")
+    skipped = next(
+        (
+            f" (not overwritten since: {c.skipped})"
+            for c in trainer.callbacks
+            if isinstance(c, LastCheckpoint) and c.skipped
+        ),
+        "",
+    )
+    return (
+        f"The last good checkpoint is {last}, at step {step}{skipped}; resume from it with ckpt_path=last "
+        "and a lower optimizer.lr (the resumed run uses the new value)."
+    )
 
 
 class PreemptionCheckpoint(L.Callback):
@@ -141,7 +150,9 @@ class PreemptionCheckpoint(L.Callback):
     def on_train_start(self, trainer, pl_module):
         # not on_fit_start: Lightning registers its handlers after that hook, and remembers
         # whatever it finds as the handler to restore at the end
-        from lightning.pytorch.trainer.connectors.signal_connector import _HandlersCompose
+        from lightning.pytorch.trainer.connectors.signal_connector import (
+            _HandlersCompose,
+        )
 
         # Lightning's SLURM auto-requeue handler is in place only when nothing else held SIGUSR1 (a bare
         # SLURM job); under submitit, submitit's handler held it and this callback saves first, then

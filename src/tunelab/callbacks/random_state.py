@@ -20,9 +20,11 @@ class RandomState(L.Callback):
 
     def state_dict(self):
         np_state = np.random.get_state()
-        return {"torch": torch.get_rng_state(),
-                "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-                "python": _to_lists(random.getstate())}
+        return {
+            "torch": torch.get_rng_state(),
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "python": _to_lists(random.getstate()),
+        }
 
     def load_state_dict(self, state):
         torch.set_rng_state(state["torch"])

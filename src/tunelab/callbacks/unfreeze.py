@@ -20,8 +20,10 @@ from tunelab.tuning import parts
 class GradualUnfreezing(L.Callback):
     def __init__(self, blocks_per_epoch: int = 1, start_blocks: int = 0):
         if blocks_per_epoch < 1 or start_blocks < 0:
-            raise TunelabError(f"callbacks.gradual_unfreezing: blocks_per_epoch must be >= 1 and start_blocks >= 0, "
-                               f"got {blocks_per_epoch} and {start_blocks}.")
+            raise TunelabError(
+                f"callbacks.gradual_unfreezing: blocks_per_epoch must be >= 1 and start_blocks >= 0, "
+                f"got {blocks_per_epoch} and {start_blocks}."
+            )
         self.blocks_per_epoch = blocks_per_epoch
         self.start_blocks = start_blocks
         self.stages: list[list] = []
@@ -44,4 +46,3 @@ class GradualUnfreezing(L.Callback):
         for i, stage in enumerate(self.stages):
             for param in stage:
                 param.requires_grad_(i < open_)
-

@@ -26,8 +26,14 @@ from tunelab.errors import TunelabError
 
 SPLITS = {"test": "test", "validation": "val"}  # split -> metric prefix
 # trainer keys that make a run score part of a split (debug=limit, debug=fast_dev_run, ...)
-PARTIAL_KEYS = ("limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches",
-                "fast_dev_run", "overfit_batches")
+PARTIAL_KEYS = (
+    "limit_train_batches",
+    "limit_val_batches",
+    "limit_test_batches",
+    "limit_predict_batches",
+    "fast_dev_run",
+    "overfit_batches",
+)
 
 
 def eval_config(run_dir: Path, overrides: list[str]):
@@ -59,9 +65,11 @@ def eval_config(run_dir: Path, overrides: list[str]):
                 raise TunelabError(f"Cannot compose {[o.input_line for o in groups]}: {err}") from None
         for o in groups:
             if o.key_or_group not in fresh:
-                raise TunelabError(f"'{o.input_line}' changes settings outside '{o.key_or_group}' (a global "
-                                   "option such as experiment= or debug=); tunelab eval takes groups like "
-                                   "trainer=ddp or data=..., and keys like trainer.devices=2.")
+                raise TunelabError(
+                    f"'{o.input_line}' changes settings outside '{o.key_or_group}' (a global "
+                    "option such as experiment= or debug=); tunelab eval takes groups like "
+                    "trainer=ddp or data=..., and keys like trainer.devices=2."
+                )
             with open_dict(cfg):
                 cfg[o.key_or_group] = fresh[o.key_or_group]  # its ${...} resolve against this run's config
     for o in parsed:
@@ -100,17 +108,25 @@ def evaluate(run: str, split: str = "test", overrides: list[str] | None = None) 
     cfg = eval_config(run_dir, list(overrides or []))
     _, module, _, _ = load_run(str(run_dir), cfg=cfg)
     datamodule = instantiate(cfg.data, "data", task=module.task, tokenizer=cfg.model.backbone)
-    trainer = instantiate(cfg.trainer, "trainer", callbacks=[], logger=False, enable_checkpointing=False,
-                          default_root_dir=str(out_dir))
+    trainer = instantiate(
+        cfg.trainer, "trainer", callbacks=[], logger=False, enable_checkpointing=False, default_root_dir=str(out_dir)
+    )
     started = time.perf_counter()
     score = trainer.test if split == "test" else trainer.validate
     results = score(module, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in sorted(results[0].items())}
     summary = json.loads((run_dir / "metrics.json").read_text())
-    record = {"run": str(run_dir), "split": split, "checkpoint": summary.get("best_checkpoint"),
-              "processes": trainer.world_size, "rows": len(datamodule.splits[split]),
-              "seconds": round(time.perf_counter() - started, 2), "metrics": metrics,
-              "overrides": list(overrides or []), "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    record = {
+        "run": str(run_dir),
+        "split": split,
+        "checkpoint": summary.get("best_checkpoint"),
+        "processes": trainer.world_size,
+        "rows": len(datamodule.splits[split]),
+        "seconds": round(time.perf_counter() - started, 2),
+        "metrics": metrics,
+        "overrides": list(overrides or []),
+        "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     if trainer.is_global_zero:
         tmp = out_dir / f".{split}.json.tmp"
         tmp.write_text(json.dumps(record, indent=2) + "\n")
@@ -130,8 +146,11 @@ def ranks_run_eval(argv: list[str]):
     from tunelab.run.distributed import job_world
 
     command = [sys.executable, "-m", "tunelab", "eval", *argv]
-    saved = [(m, name, getattr(m, name)) for m in (fabric_launcher, trainer_launcher)
-             for name in ("_basic_subprocess_cmd", "_hydra_subprocess_cmd")]
+    saved = [
+        (m, name, getattr(m, name))
+        for m in (fabric_launcher, trainer_launcher)
+        for name in ("_basic_subprocess_cmd", "_hydra_subprocess_cmd")
+    ]
     for module in (fabric_launcher, trainer_launcher):
         module._basic_subprocess_cmd = lambda: list(command)
         module._hydra_subprocess_cmd = lambda local_rank: (list(command), os.getcwd())
@@ -144,12 +163,16 @@ def ranks_run_eval(argv: list[str]):
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tunelab eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tunelab eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run", help="a finished run directory (or 'latest')")
     parser.add_argument("--split", default="test", choices=list(SPLITS), help="the split to score (default: test)")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the run's config, e.g. trainer=ddp "
-                                                     "trainer.devices=2 data.eval_batch_size=16")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="Hydra overrides of the run's config, e.g. trainer=ddp trainer.devices=2 data.eval_batch_size=16",
+    )
     args = parser.parse_intermixed_args(argv)
 
     from tunelab.run.distributed import global_rank
@@ -165,8 +188,10 @@ def main(argv: list[str]) -> int:
         record = evaluate(run, split=args.split, overrides=args.overrides)
     if global_rank() == 0:
         width = max((len(k) for k in record["metrics"]), default=0)
-        print(f"\n{record['split']} split of {record['run']} ({record['rows']} rows, {record['processes']} "
-              f"process{'es' if record['processes'] > 1 else ''}, checkpoint {record['checkpoint']})")
+        print(
+            f"\n{record['split']} split of {record['run']} ({record['rows']} rows, {record['processes']} "
+            f"process{'es' if record['processes'] > 1 else ''}, checkpoint {record['checkpoint']})"
+        )
         for key, value in record["metrics"].items():
             print(f"  {key:<{width}}  {value:.6f}")
         print(f"written to {Path(record['run']) / 'eval' / (record['split'] + '.json')}")

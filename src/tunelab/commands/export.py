@@ -15,7 +15,6 @@ from pathlib import Path
 from tunelab.errors import TunelabError, check_writable
 from tunelab.run.model_card import model_card
 
-
 ADAPTER_USAGE = """This folder holds the PEFT adapter only (and the trained head); load it onto the base model:
 
 ```python
@@ -29,9 +28,26 @@ model = PeftModel.from_pretrained(base, "PATH/TO/THIS/FOLDER")
 
 # What a Hugging Face model folder holds (the files an export writes, and those of other exports: an adapter,
 # PyTorch .bin weights, other tokenizers). --force deletes these; any other file in --out is kept.
-MODEL_FILES = ("config.json", "generation_config.json", "adapter_config.json", "*.safetensors", "*.safetensors.index.json",
-               "*.bin", "*.bin.index.json", "*.pt", "*.pth", "*.gguf", "tokenizer*", "vocab.*", "merges.txt",
-               "special_tokens_map.json", "added_tokens.json", "chat_template.*", "*.model", "README.md")
+MODEL_FILES = (
+    "config.json",
+    "generation_config.json",
+    "adapter_config.json",
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "*.bin",
+    "*.bin.index.json",
+    "*.pt",
+    "*.pth",
+    "*.gguf",
+    "tokenizer*",
+    "vocab.*",
+    "merges.txt",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.*",
+    "*.model",
+    "README.md",
+)
 
 
 def clear_model_files(target: Path) -> list[str]:
@@ -100,12 +116,16 @@ def push(folder: Path, repo_id: str, private: bool) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tunelab export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tunelab export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run", help="a run directory (or 'latest')")
     parser.add_argument("--out", "-o", required=True, help="folder to write")
-    parser.add_argument("--force", action="store_true",
-                        help="write into a non-empty --out, deleting the model files an earlier export left there")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty --out, deleting the model files an earlier export left there",
+    )
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--merged", action="store_true", help="the whole model, adapters merged in (the default)")
     what.add_argument("--adapter", action="store_true", help="a PEFT run's adapter alone (PeftModel.from_pretrained)")

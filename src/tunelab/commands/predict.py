@@ -15,7 +15,6 @@ from pathlib import Path
 
 from tunelab.errors import TunelabError
 
-
 # what one input is, per task (--help, and the error when the input does not fit)
 FORMATS = {
     "classification": 'one text per line, or JSON lines {"text": ...} (also {"text_pair": ...} for pairs)',
@@ -61,13 +60,17 @@ def read_rows(source: str | None, task_name: str = "classification", columns: di
     fmt = FORMATS.get(task_name, FORMATS["classification"])
     needs = JSON_ONLY.get(task_name)
     if needs and not jsonl and any(line.strip() for line in lines):
-        raise TunelabError(f"task={task_name} predicts from {fmt}: plain text lines ({where}) cannot carry both "
-                           f"{' and '.join(repr(k) for k in needs)}. Write one JSON object per line, e.g. "
-                           f'{{"{needs[0]}": "...", "{needs[1]}": ...}}, into a .jsonl file (or pipe it in).')
+        raise TunelabError(
+            f"task={task_name} predicts from {fmt}: plain text lines ({where}) cannot carry both "
+            f"{' and '.join(repr(k) for k in needs)}. Write one JSON object per line, e.g. "
+            f'{{"{needs[0]}": "...", "{needs[1]}": ...}}, into a .jsonl file (or pipe it in).'
+        )
     wanted = needs or ("text",)
     names = sorted({*wanted, *(src for c, src in (columns or {}).items() if c in wanted and isinstance(src, str))})
     if task_name in ("tagging", "token_classification"):
-        names = sorted({*names, "tokens", *([columns["tokens"]] if isinstance((columns or {}).get("tokens"), str) else [])})
+        names = sorted(
+            {*names, "tokens", *([columns["tokens"]] if isinstance((columns or {}).get("tokens"), str) else [])}
+        )
     rows = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -78,19 +81,24 @@ def read_rows(source: str | None, task_name: str = "classification", columns: di
             except json.JSONDecodeError as err:
                 raise TunelabError(f"{where}:{n} is not valid JSON ({err.msg}).") from err
             row = _canonical(row, columns) if isinstance(row, dict) else row
-            ok = isinstance(row, dict) and (all(k in row for k in wanted)
-                                            or (task_name in ("tagging", "token_classification") and "tokens" in row))
+            ok = isinstance(row, dict) and (
+                all(k in row for k in wanted) or (task_name in ("tagging", "token_classification") and "tokens" in row)
+            )
             if not ok:
-                raise TunelabError(f"{where}:{n} must be an object with the key(s) {' + '.join(map(repr, wanted))} "
-                                   f"(or the training data's column names: {names}); task={task_name} takes {fmt}.")
+                raise TunelabError(
+                    f"{where}:{n} must be an object with the key(s) {' + '.join(map(repr, wanted))} "
+                    f"(or the training data's column names: {names}); task={task_name} takes {fmt}."
+                )
             rows.append(row)
         else:
             rows.append({"text": line})
     if not rows:
         raise TunelabError(f"No inputs: give --input FILE or pipe them in; task={task_name} takes {fmt}.")
     if not jsonl:  # said, not silent: a text with line breaks became several inputs
-        print(f"predict: {len(rows)} inputs from {where}, one per line (a text with line breaks: use .jsonl).",
-              file=sys.stderr)
+        print(
+            f"predict: {len(rows)} inputs from {where}, one per line (a text with line breaks: use .jsonl).",
+            file=sys.stderr,
+        )
     return rows
 
 
@@ -109,18 +117,20 @@ def predict_rows(module, datamodule, rows: list[dict]) -> list[dict]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tunelab predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="input per task:\n" + "\n".join(f"  {k:<22}{v}" for k, v in FORMATS.items()))
+    parser = argparse.ArgumentParser(
+        prog="tunelab predict",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="input per task:\n" + "\n".join(f"  {k:<22}{v}" for k, v in FORMATS.items()),
+    )
     parser.add_argument("run", help="a run directory (or 'latest')")
     parser.add_argument("--input", "-i", help="text file (one input per line) or .jsonl; default: standard input")
     parser.add_argument("--output", "-o", help="write JSON lines here instead of standard output")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
 
-    from tunelab.run.record import load_run
-
     from tunelab.data.columns import task_label
+    from tunelab.run.record import load_run
 
     if args.output:  # before the model loads and predicts, not after
         check_output(args.output)
@@ -142,5 +152,7 @@ def check_output(output: str) -> None:
 
     path = Path(output).expanduser()
     if path.is_dir():
-        raise TunelabError(f"--output {output} is a folder. Give a file name, e.g. --output {path / 'predictions.jsonl'}.")
+        raise TunelabError(
+            f"--output {output} is a folder. Give a file name, e.g. --output {path / 'predictions.jsonl'}."
+        )
     check_writable(path.parent, "the predictions (--output) into", "Choose a writable place with --output FILE.")

@@ -18,9 +18,17 @@ from pathlib import Path
 
 from tunelab.errors import TunelabError
 
-SMOKE = ["trainer.max_epochs=1", "+trainer.limit_train_batches=4", "+trainer.limit_val_batches=2",
-         "+trainer.limit_test_batches=2", "data.max_samples.train=64", "data.max_samples.validation=32",
-         "data.max_samples.test=32", "~callbacks.progress_bar", "print_config=false"]
+SMOKE = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=4",
+    "+trainer.limit_val_batches=2",
+    "+trainer.limit_test_batches=2",
+    "data.max_samples.train=64",
+    "data.max_samples.validation=32",
+    "data.max_samples.test=32",
+    "~callbacks.progress_bar",
+    "print_config=false",
+]
 
 
 def expected_of(experiment: str, overrides: list[str]) -> dict:
@@ -37,18 +45,25 @@ def expected_of(experiment: str, overrides: list[str]) -> dict:
     expected = OmegaConf.to_container(cfg.get("expected") or {}, resolve=True)
     missing = [k for k in ("metric", "value", "tolerance", "source", "seeds") if k not in expected]
     if missing:
-        raise TunelabError(f"experiments/{experiment}.yaml declares no expected.{missing[0]}; every experiment "
-                           "says what it should reach: expected: {metric, value, tolerance, source, seeds}.")
+        raise TunelabError(
+            f"experiments/{experiment}.yaml declares no expected.{missing[0]}; every experiment "
+            "says what it should reach: expected: {metric, value, tolerance, source, seeds}."
+        )
     return expected
 
 
 def verdict(values: list[float], expected: dict) -> dict:
     """Median and spread of one metric over seeds, and PASS/FAIL against the expected value."""
     median = statistics.median(values)
-    result = {"metric": expected["metric"], "values": values, "median": median,
-              "spread": {"min": min(values), "max": max(values),
-                         "std": statistics.stdev(values) if len(values) > 1 else 0.0},
-              "expected": expected["value"], "tolerance": expected["tolerance"], "source": expected["source"]}
+    result = {
+        "metric": expected["metric"],
+        "values": values,
+        "median": median,
+        "spread": {"min": min(values), "max": max(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0},
+        "expected": expected["value"],
+        "tolerance": expected["tolerance"],
+        "source": expected["source"],
+    }
     if expected["value"] is None:
         result["status"] = "NO EXPECTED VALUE"
     else:
@@ -67,20 +82,29 @@ def run_seed(experiment: str, seed: int, run_dir: Path, overrides: list[str]) ->
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def reproduce(experiment: str, smoke: bool = False, overrides: list[str] | None = None, out: Path | None = None) -> dict:
+def reproduce(
+    experiment: str, smoke: bool = False, overrides: list[str] | None = None, out: Path | None = None
+) -> dict:
     import os
 
     overrides = list(overrides or []) + (SMOKE if smoke else [])
     expected = expected_of(experiment, overrides)
     seeds = list(expected["seeds"])[:1] if smoke else list(expected["seeds"])
-    root = Path(out or Path(os.environ.get("TUNELAB_OUTPUTS", "outputs")) / "reproduce" / experiment.replace("/", "_")
-                / time.strftime("%Y-%m-%d_%H-%M-%S"))
+    root = Path(
+        out
+        or Path(os.environ.get("TUNELAB_OUTPUTS", "outputs"))
+        / "reproduce"
+        / experiment.replace("/", "_")
+        / time.strftime("%Y-%m-%d_%H-%M-%S")
+    )
     values = []
     for seed in seeds:
         metrics = run_seed(experiment, seed, root / f"seed{seed}", overrides)["metrics"]
         if expected["metric"] not in metrics:
-            raise TunelabError(f"The run reported no '{expected['metric']}' (it has {sorted(metrics)}). "
-                               f"Fix expected.metric in experiments/{experiment}.yaml.")
+            raise TunelabError(
+                f"The run reported no '{expected['metric']}' (it has {sorted(metrics)}). "
+                f"Fix expected.metric in experiments/{experiment}.yaml."
+            )
         values.append(metrics[expected["metric"]])
     result = verdict(values, expected)
     if smoke:
@@ -92,8 +116,9 @@ def reproduce(experiment: str, smoke: bool = False, overrides: list[str] | None 
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tunelab reproduce", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tunelab reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("experiment", help="experiment=NAME (a file in experiments/)")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides (e.g. trainer=gpu)")
     parser.add_argument("--smoke", action="store_true", help="a tiny run of one seed: checks the path, not the number")
@@ -103,8 +128,10 @@ def main(argv: list[str]) -> int:
     result = reproduce(name, smoke=args.smoke, overrides=args.overrides, out=Path(args.out) if args.out else None)
     values = ", ".join(f"{v:.4f}" for v in result["values"])
     print(f"\n{name}: {result['metric']} over seeds {result['seeds']}: {values}")
-    print(f"median {result['median']:.4f} (min {result['spread']['min']:.4f}, max {result['spread']['max']:.4f}, "
-          f"std {result['spread']['std']:.4f}); expected {result['expected']} +- {result['tolerance']} "
-          f"({result['source']})")
+    print(
+        f"median {result['median']:.4f} (min {result['spread']['min']:.4f}, max {result['spread']['max']:.4f}, "
+        f"std {result['spread']['std']:.4f}); expected {result['expected']} +- {result['tolerance']} "
+        f"({result['source']})"
+    )
     print(result["status"])
     return 0 if result["status"] in ("PASS", "SMOKE OK") else 1

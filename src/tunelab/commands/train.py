@@ -8,21 +8,26 @@ The whole path from the command to the optimizer step, in order:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from tunelab.run import preflight
-from tunelab.config import check_metric, config_dir, instantiate, instantiate_each, print_tree, validate
+from tunelab.config import (
+    check_metric,
+    config_dir,
+    instantiate,
+    instantiate_each,
+    print_tree,
+    validate,
+)
 from tunelab.errors import TunelabError
+from tunelab.run import distributed, preflight, resume
 from tunelab.run.loggers import log_config, one_wandb_run_per_job
 from tunelab.run.noise import silence_known_noise
 from tunelab.run.record import RunRecord
 from tunelab.run.secrets import install_log_filter, masked_config
-from tunelab.run import distributed, resume
 
 
 def train(cfg) -> dict:
@@ -30,12 +35,15 @@ def train(cfg) -> dict:
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
     from lightning.pytorch.utilities.exceptions import SIGTERMException
-    from omegaconf import OmegaConf
 
-    from tunelab.callbacks import PreemptedError, PreemptionCheckpoint, best_checkpoint_callback
+    from tunelab.callbacks import (
+        PreemptedError,
+        PreemptionCheckpoint,
+        best_checkpoint_callback,
+    )
+
     # imported here, not at the top: tunelab.data imports Lightning, which must come after Hydra's logging set-up
     from tunelab.data.fingerprint import data_fingerprint
-
     from tunelab.run.memory import peak_memory_mb
     from tunelab.tuning.report import format_report
 
@@ -72,12 +80,18 @@ def train(cfg) -> dict:
         preflight.check_free_space(run_dir, params["total"])
         ckpt_path = cfg.get("ckpt_path") or resume.resume_checkpoint(cfg, run_dir)
         if ckpt_path == "last":  # no last.ckpt yet: start from scratch (so job scripts can always pass it)
-            ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if (run_dir / "checkpoints" / "last.ckpt").exists() else None
+            ckpt_path = (
+                str(run_dir / "checkpoints" / "last.ckpt") if (run_dir / "checkpoints" / "last.ckpt").exists() else None
+            )
         if ckpt_path:
             preflight.check_resume(ckpt_path, task, module)
 
-        trainer = instantiate(cfg.trainer, "trainer", callbacks=instantiate_each(cfg.get("callbacks")),
-                              logger=instantiate_each(cfg.get("logger")) or False)
+        trainer = instantiate(
+            cfg.trainer,
+            "trainer",
+            callbacks=instantiate_each(cfg.get("callbacks")),
+            logger=instantiate_each(cfg.get("logger")) or False,
+        )
         log_config(trainer.loggers, cfg, run_info=record.info)  # flat config + run metadata, secrets masked
         started = time.perf_counter()
         try:
@@ -100,23 +114,34 @@ def train(cfg) -> dict:
             trainer.strategy.optimizers = []
             results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
             metrics.update({k: float(v) for k, v in results[0].items()})
-            from tunelab.run import test_predictions  # per test row: what compare's per-example tests pair
+            from tunelab.run import (
+                test_predictions,  # per test row: what compare's per-example tests pair
+            )
 
             test_predictions.write(trainer, module, datamodule, best, run_dir)
         summary = {
             "metrics": metrics,
-            "monitor": {"metric": task.metric, "mode": task.metric_mode,
-                        "best": float(best_callback.best_model_score)
-                        if best_callback and best_callback.best_model_score is not None else None},
-            "best_checkpoint": str(Path(best).relative_to(run_dir)) if best and Path(best).is_relative_to(run_dir) else best,
+            "monitor": {
+                "metric": task.metric,
+                "mode": task.metric_mode,
+                "best": float(best_callback.best_model_score)
+                if best_callback and best_callback.best_model_score is not None
+                else None,
+            },
+            "best_checkpoint": str(Path(best).relative_to(run_dir))
+            if best and Path(best).is_relative_to(run_dir)
+            else best,
             "epochs": trainer.current_epoch,
             "global_steps": trainer.global_step,
             "fit_seconds": round(fit_seconds, 2),
             "parameters": params,
             "checkpoint_mb": round(Path(best).stat().st_size / 2**20, 3) if best and Path(best).exists() else None,
             "peak_memory_mb": peak_memory_mb(),
-            "data": {"name": datamodule.name, "sizes": {s: len(d) for s, d in datamodule.splits.items()},
-                     "tokenized_cache": datamodule.cache_key() if datamodule.cache else None},
+            "data": {
+                "name": datamodule.name,
+                "sizes": {s: len(d) for s, d in datamodule.splits.items()},
+                "tokenized_cache": datamodule.cache_key() if datamodule.cache else None,
+            },
             "seed": cfg.seed,
         }
         record.finish(summary)
@@ -152,12 +177,15 @@ def main(argv: list[str]) -> int:
 
     # conf/hydra/launcher/{basic,joblib,...}.yaml are checked against the plugins' schemas of the same
     # name (wanted: a typo fails); Hydra warns about that on every start, which says nothing to users.
-    warnings.filterwarnings("ignore", message=r"\s*'hydra/.*' is validated against ConfigStore schema",
-                            category=UserWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"\s*'hydra/.*' is validated against ConfigStore schema", category=UserWarning
+    )
     from tunelab.config import install_override_hints
 
     install_override_hints()  # a misspelt key gets the nearest one, not Hydra's "+key" advice
-    from tunelab.sweeps import slurm  # the ${tunelab.slurm_*:...} resolvers of hydra/launcher=slurm
+    from tunelab.sweeps import (
+        slurm,  # the ${tunelab.slurm_*:...} resolvers of hydra/launcher=slurm
+    )
 
     slurm.install()  # clear sbatch errors, squeue without accounting, SIGUSR1 requeues
 

@@ -24,11 +24,15 @@ def check_file(split: str, path: str) -> Path:
     where = f"(data.loader.{split})"
     if p.is_dir():
         inside = sorted(q.name for q in p.iterdir() if q.is_file())[:3]
-        raise TunelabError(f"The {split} file '{path}' is a folder, not a file {where}. Name the file itself"
-                           f"{f', e.g. {p / inside[0]}' if inside else ''}.")
+        raise TunelabError(
+            f"The {split} file '{path}' is a folder, not a file {where}. Name the file itself"
+            f"{f', e.g. {p / inside[0]}' if inside else ''}."
+        )
     if p.exists() and not p.is_file():
-        raise TunelabError(f"The {split} file '{path}' is not a regular file (a pipe, socket or device) {where}. "
-                           "tunelab reads a data file more than once (check, load, cache key): save the data to a file.")
+        raise TunelabError(
+            f"The {split} file '{path}' is not a regular file (a pipe, socket or device) {where}. "
+            "tunelab reads a data file more than once (check, load, cache key): save the data to a file."
+        )
     if not p.is_file():
         raise TunelabError(f"The {split} file '{path}' does not exist {where}. Check the path.")
     if p.stat().st_size == 0:
@@ -45,7 +49,7 @@ def check_utf8(split: str, path: Path) -> None:
             except UnicodeDecodeError as err:
                 raise TunelabError(
                     f"The {split} file '{path}' is not UTF-8 text ({path}:{n}, byte {err.start} of the line: "
-                    f"{line[err.start:err.start + 4]!r}). Re-encode it as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
+                    f"{line[err.start : err.start + 4]!r}). Re-encode it as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
                 ) from None
 
 
@@ -80,19 +84,23 @@ def check_csv(split: str, path: Path, delimiter: str) -> None:
                     if len(row) > len(header):
                         raise TunelabError(
                             f"{path}:{start}: {len(row)} fields, but the header has {len(header)} {header}. A "
-                            f"{delimiter!r} inside a text must be quoted (\"...\"). {_delimiter_hint(path, delimiter)}")
+                            f'{delimiter!r} inside a text must be quoted ("..."). {_delimiter_hint(path, delimiter)}'
+                        )
                 start = reader.line_num + 1
         except csv.Error as err:
             if "unexpected end of data" in str(err):
                 raise TunelabError(
                     f"{path}:{start}: a quoted field starts on this line and is never closed (an unbalanced '\"'). "
-                    "Close the quote; a quote inside a quoted field is written twice (\"\").") from None
+                    'Close the quote; a quote inside a quoted field is written twice ("").'
+                ) from None
             return  # other irregularities (a stray quote inside a field) pandas reads; leave them to it
     if header is None:
         raise TunelabError(f"The {split} file '{path}' holds only blank lines.")
     if len(header) == 1 and _guess_delimiter(path, delimiter):
-        raise TunelabError(f"{path}:1: the header {header} is a single column when split at {delimiter!r}. "
-                           f"{_delimiter_hint(path, delimiter)}")
+        raise TunelabError(
+            f"{path}:1: the header {header} is a single column when split at {delimiter!r}. "
+            f"{_delimiter_hint(path, delimiter)}"
+        )
     if rows == 0:
         raise TunelabError(f"The {split} file '{path}' has a header {header} but no rows.")
 
@@ -111,7 +119,9 @@ def check_json(split: str, path: Path) -> None:
             raise TunelabError(f"The {split} file '{path}' is an empty JSON array: no rows.")
         bad = next((i for i, row in enumerate(rows) if not isinstance(row, dict)), None)
         if bad is not None:
-            raise TunelabError(f"{path}: item {bad} of the array is a {type(rows[bad]).__name__}, not an object {{...}}.")
+            raise TunelabError(
+                f"{path}: item {bad} of the array is a {type(rows[bad]).__name__}, not an object {{...}}."
+            )
         return
     rows = 0
     with open(path, encoding="utf-8-sig") as f:
@@ -121,8 +131,10 @@ def check_json(split: str, path: Path) -> None:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise TunelabError(f"{path}:{n}: not valid JSON ({err.msg}, column {err.colno}). Each line of a "
-                                   "JSON Lines file is one complete object.") from None
+                raise TunelabError(
+                    f"{path}:{n}: not valid JSON ({err.msg}, column {err.colno}). Each line of a "
+                    "JSON Lines file is one complete object."
+                ) from None
             if not isinstance(row, dict):
                 raise TunelabError(f"{path}:{n}: a JSON {type(row).__name__}, not an object {{...}}.")
             rows += 1
@@ -155,11 +167,13 @@ def check_labels(raw, task, source, name: str) -> None:
             raise TunelabError(
                 f"The {split} split of '{name}' has no labels (column '{source}' is missing or empty in every row): "
                 f"tunelab scores the {split} split against its labels. Add the column to the {split} data, or leave "
-                f"data.loader.{split} unset to carve the {split} split from train.")
+                f"data.loader.{split} unset to carve the {split} split from train."
+            )
         raise TunelabError(
             f"The {split} split of '{name}' has no label in row {empty[0] + 1} (column '{source}', rows counted from 1 "
             f"after any header){f' and {len(empty) - 1} more rows' if len(empty) > 1 else ''}. "
-            "Fill in those labels or drop the rows.")
+            "Fill in those labels or drop the rows."
+        )
 
 
 def check_unique_ids(ds, split: str, name: str) -> None:
@@ -170,5 +184,7 @@ def check_unique_ids(ds, split: str, name: str) -> None:
         return
     dupes = [value for value, n in Counter(ds["id"]).items() if n > 1]
     if dupes:
-        raise TunelabError(f"The {split} split of '{name}' has duplicate ids {sorted(set(map(str, dupes)))[:5]} "
-                           f"({len(dupes)} ids repeat). Make the id column unique, or switch it off with data.columns.id=false.")
+        raise TunelabError(
+            f"The {split} split of '{name}' has duplicate ids {sorted(set(map(str, dupes)))[:5]} "
+            f"({len(dupes)} ids repeat). Make the id column unique, or switch it off with data.columns.id=false."
+        )

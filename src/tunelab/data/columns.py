@@ -47,11 +47,14 @@ def check_names(columns: dict, task) -> None:
             f"data.columns.{canon}={src}: task={label} has no '{canon}' column (it reads "
             f"{', '.join(f'data.columns.{c}' for c in required)}"
             f"{''.join(f', optionally data.columns.{c}' for c in optional)}). Drop it with data.columns.{canon}=null"
-            f"{f', and name the source column of {required[0]!r} with data.columns.{required[0]}=<column>' if required else ''}.")
+            f"{f', and name the source column of {required[0]!r} with data.columns.{required[0]}=<column>' if required else ''}."
+        )
     for canon in required:
         if _off(columns.get(canon)):
-            raise TunelabError(f"data.columns.{canon} is switched off, but task={label} needs it. "
-                               f"Set data.columns.{canon}=<source column> (or null for the column named '{canon}').")
+            raise TunelabError(
+                f"data.columns.{canon} is switched off, but task={label} needs it. "
+                f"Set data.columns.{canon}=<source column> (or null for the column named '{canon}')."
+            )
 
 
 def resolve(columns: dict, task, available: list[str]) -> dict:
@@ -93,4 +96,5 @@ def missing_column_error(split: str, name: str, task, canon: str, src, mapping: 
     return TunelabError(
         f"The {split} split of '{name}' has no column {src!r} (task={task_label(task)} reads its '{canon}' "
         f"{how}; data.columns maps { {c: s for c, s in mapping.items()} }). Its columns are {ds.column_names}. "
-        f"Set data.columns.<name>=<one of those>: here data.columns.{canon}={suggest(canon, mapping, ds)}.")
+        f"Set data.columns.<name>=<one of those>: here data.columns.{canon}={suggest(canon, mapping, ds)}."
+    )

@@ -23,8 +23,9 @@ def default_columns(path: Path) -> tuple[int, int]:
     return (1, 3) if path.suffix.lower() == ".conllu" else (0, -1)
 
 
-def read(split: str, path: Path, token_column: int | None = None, tag_column: int | None = None,
-         delimiter: str | None = None) -> dict:
+def read(
+    split: str, path: Path, token_column: int | None = None, tag_column: int | None = None, delimiter: str | None = None
+) -> dict:
     """``{"tokens": [[...], ...], "tags": [[...], ...]}`` of one file; errors name file:line and the fix."""
     tok_default, tag_default = default_columns(path)
     tok = tok_default if token_column is None else int(token_column)
@@ -56,7 +57,8 @@ def read(split: str, path: Path, token_column: int | None = None, tag_column: in
                     raise TunelabError(
                         f"{path}:{n}: {len(cells)} column(s) {cells[:6]}, no {what} column {index} "
                         f"(data.loader.{key}={index}). Set data.loader.{key}=<0-based index, -1 for the last>"
-                        f"{'' if delimiter else ', or data.loader.delimiter if the columns are not tab/space separated'}.")
+                        f"{'' if delimiter else ', or data.loader.delimiter if the columns are not tab/space separated'}."
+                    )
             words.append(cells[tok])
             labels.append(cells[tag])
     close()

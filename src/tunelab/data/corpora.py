@@ -40,10 +40,14 @@ def oanc_pos() -> dict:
                 tags.append([p[1] for p in pairs])
     names = sorted({t for row in tags for t in row})
     index = {t: i for i, t in enumerate(names)}
-    features = datasets.Features({"tokens": datasets.List(datasets.Value("string")),
-                                  "tags": datasets.List(datasets.ClassLabel(names=names))})
-    return {"train": datasets.Dataset.from_dict({"tokens": tokens, "tags": [[index[t] for t in row] for row in tags]},
-                                                features=features)}
+    features = datasets.Features(
+        {"tokens": datasets.List(datasets.Value("string")), "tags": datasets.List(datasets.ClassLabel(names=names))}
+    )
+    return {
+        "train": datasets.Dataset.from_dict(
+            {"tokens": tokens, "tags": [[index[t] for t in row] for row in tags]}, features=features
+        )
+    }
 
 
 def hironsan_ner() -> dict:
@@ -120,9 +124,14 @@ def cloze_questions(article: str, context_sentences: int = 4, per_article: int =
         if not found:
             continue
         m = found[j % len(found)]
-        question = (sent[:m.start()] + "what" + sent[m.end():]).rstrip(" .!") + "?"
-        rows.append({"question": question, "context": context,
-                     "answers": {"text": [m.group()], "answer_start": [starts[j] + m.start()]}})
+        question = (sent[: m.start()] + "what" + sent[m.end() :]).rstrip(" .!") + "?"
+        rows.append(
+            {
+                "question": question,
+                "context": context,
+                "answers": {"text": [m.group()], "answer_start": [starts[j] + m.start()]},
+            }
+        )
     return rows
 
 

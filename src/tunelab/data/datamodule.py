@@ -61,11 +61,15 @@ class TuneDataModule(L.LightningDataModule):
                 raise TunelabError(f"data.{key} must be a positive integer, got {value!r}.")
         ratios = tuple(float(r) for r in split_ratios)
         if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6 or ratios[0] == 0:
-            raise TunelabError(f"data.split_ratios must be three non-negative numbers (train, validation, test) "
-                               f"summing to 1 with train > 0, got {list(split_ratios)}.")
+            raise TunelabError(
+                f"data.split_ratios must be three non-negative numbers (train, validation, test) "
+                f"summing to 1 with train > 0, got {list(split_ratios)}."
+            )
         if num_folds is not None and not (isinstance(num_folds, int) and num_folds >= 2 and 0 <= fold < num_folds):
-            raise TunelabError(f"data.num_folds must be an integer >= 2 and data.fold one of 0..num_folds-1, "
-                               f"got num_folds={num_folds!r}, fold={fold!r}.")
+            raise TunelabError(
+                f"data.num_folds must be an integer >= 2 and data.fold one of 0..num_folds-1, "
+                f"got num_folds={num_folds!r}, fold={fold!r}."
+            )
         self.num_folds, self.fold = num_folds, fold
         self.loader = loader
         self.task = task
@@ -74,8 +78,10 @@ class TuneDataModule(L.LightningDataModule):
         self.data_report: dict = {}
         self.trust_remote_code = trust_remote_code  # model.trust_remote_code: the tokenizer may ship code too
         # a list maps several source columns onto one list-valued column (multiple choice: the endings)
-        self.columns = {canon: src if src is None or isinstance(src, (str, bool)) else [str(s) for s in src]
-                        for canon, src in dict(columns or {}).items()}
+        self.columns = {
+            canon: src if src is None or isinstance(src, (str, bool)) else [str(s) for s in src]
+            for canon, src in dict(columns or {}).items()
+        }
         self.source_splits = dict(source_splits or {})
         self.split_ratios = ratios
         self.split_seed = split_seed
@@ -88,8 +94,12 @@ class TuneDataModule(L.LightningDataModule):
         self.cache = cache
         self.seed = seed
         described = _describe(loader)
-        self.name = name or described["kwargs"].get("name") or (described["args"] or [None])[0] \
+        self.name = (
+            name
+            or described["kwargs"].get("name")
+            or (described["args"] or [None])[0]
             or described["loader"].rsplit(".", 1)[-1]
+        )
         self.splits = None  # the tokenized DatasetDict, after setup()
         self.predict_split = None
         self._key = None
@@ -145,8 +155,10 @@ class TuneDataModule(L.LightningDataModule):
         if self.source_splits:
             for ours, theirs in self.source_splits.items():
                 if ours not in SPLITS or theirs not in raw:
-                    raise TunelabError(f"data.source_splits maps '{ours}' to '{theirs}', but tunelab's splits are "
-                                       f"{list(SPLITS)} and the source has {list(raw)}.")
+                    raise TunelabError(
+                        f"data.source_splits maps '{ours}' to '{theirs}', but tunelab's splits are "
+                        f"{list(SPLITS)} and the source has {list(raw)}."
+                    )
             raw = datasets.DatasetDict({ours: raw[theirs] for ours, theirs in self.source_splits.items()})
         if "train" not in raw:
             raise TunelabError(f"Data source '{self.name}' has no 'train' split (it has {list(raw)}).")
@@ -167,15 +179,23 @@ class TuneDataModule(L.LightningDataModule):
         out = {}
         for split, ds in raw.items():
             optional = set(self.task.optional_columns)
-            missing = [(canon, s) for canon, src in wanted.items() for s in sources(src)
-                       if s not in ds.column_names and not (split != "train" and (canon == "label" or canon in optional))]
+            missing = [
+                (canon, s)
+                for canon, src in wanted.items()
+                for s in sources(src)
+                if s not in ds.column_names and not (split != "train" and (canon == "label" or canon in optional))
+            ]
             if missing:
                 raise missing_column_error(split, self.name, self.task, *missing[0], wanted, ds)
             present = {src: canon for canon, src in wanted.items() if isinstance(src, str) and src in ds.column_names}
             gathered = {canon: src for canon, src in wanted.items() if isinstance(src, list)}
             if gathered:  # several source columns -> one list column per row
-                ds = ds.map(lambda b: {canon: [list(v) for v in zip(*(b[s] for s in src))]
-                                       for canon, src in gathered.items()}, batched=True)
+                ds = ds.map(
+                    lambda b, gathered=gathered: {
+                        canon: [list(v) for v in zip(*(b[s] for s in src))] for canon, src in gathered.items()
+                    },
+                    batched=True,
+                )
             ds = ds.select_columns(list(present) + [c for c in gathered if c not in present])
             ds = ds.rename_columns({s: c for s, c in present.items() if s != c})
             out[split] = ds
@@ -191,19 +211,26 @@ class TuneDataModule(L.LightningDataModule):
         raw = datasets.DatasetDict(carve_missing(raw, self.split_ratios, self.split_seed))
         for split, n in self.max_samples.items():
             if n is not None and split in raw and len(raw[split]) > n:  # a seeded random subset, not the head
-                keep = np.sort(np.random.default_rng(self.split_seed).permutation(len(raw[split]))[:int(n)])
+                keep = np.sort(np.random.default_rng(self.split_seed).permutation(len(raw[split]))[: int(n)])
                 raw[split] = raw[split].select(keep)
         return datasets.DatasetDict({s: raw[s].add_column("idx", list(range(len(raw[s])))) for s in SPLITS})
 
     def _tokenize(self, ds, split: str):
         if len(ds) == 0:
-            raise TunelabError(f"The {split} split of '{self.name}' is empty. Check data.split_ratios, "
-                               "data.max_samples and the source files.")
+            raise TunelabError(
+                f"The {split} split of '{self.name}' is empty. Check data.split_ratios, "
+                "data.max_samples and the source files."
+            )
         check_unique_ids(ds, split, self.name)
         try:
-            return ds.map(self.task.preprocess, batched=True, remove_columns=[c for c in ds.column_names if c != "idx"],
-                          fn_kwargs={"tokenizer": self.tokenizer, "max_length": self.max_length},
-                          desc=f"tokenizing {split}", load_from_cache_file=False)
+            return ds.map(
+                self.task.preprocess,
+                batched=True,
+                remove_columns=[c for c in ds.column_names if c != "idx"],
+                fn_kwargs={"tokenizer": self.tokenizer, "max_length": self.max_length},
+                desc=f"tokenizing {split}",
+                load_from_cache_file=False,
+            )
         except TunelabError as err:
             raise TunelabError(f"In the {split} split of '{self.name}': {err}") from None
 
@@ -214,8 +241,10 @@ class TuneDataModule(L.LightningDataModule):
 
         raw = self._raw_splits()
         if len(raw["train"]) == 0:  # before fit_labels, which would report "a single label []"
-            raise TunelabError(f"The train split of '{self.name}' is empty. Check data.split_ratios, "
-                               "data.max_samples and the source files.")
+            raise TunelabError(
+                f"The train split of '{self.name}' is empty. Check data.split_ratios, "
+                "data.max_samples and the source files."
+            )
         self.task.fit_labels(raw["train"])
         from tunelab.data import report
 
@@ -244,8 +273,11 @@ class TuneDataModule(L.LightningDataModule):
 
         from tunelab.errors import check_writable
 
-        check_writable(self.cache_path.parent, "the tokenization cache",
-                       "Set TUNELAB_CACHE to a writable folder, or data.cache=false to tokenize without caching.")
+        check_writable(
+            self.cache_path.parent,
+            "the tokenization cache",
+            "Set TUNELAB_CACHE to a writable folder, or data.cache=false to tokenize without caching.",
+        )
         with FileLock(str(self.cache_path) + ".lock"):
             if self._cached():  # another process built it while this one waited
                 return
@@ -282,8 +314,15 @@ class TuneDataModule(L.LightningDataModule):
 
     # ---- loaders
     def _loader(self, ds, sampler, batch_size, loader=DataLoader, **extra):
-        return loader(ds, batch_size=batch_size, sampler=sampler, collate_fn=self.task.collate(self.tokenizer),
-                      num_workers=self.num_workers, persistent_workers=self.num_workers > 0, **extra)
+        return loader(
+            ds,
+            batch_size=batch_size,
+            sampler=sampler,
+            collate_fn=self.task.collate(self.tokenizer),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            **extra,
+        )
 
     def train_dataloader(self):
         ds = self.splits["train"]

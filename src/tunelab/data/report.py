@@ -19,10 +19,10 @@ import unicodedata
 
 import numpy as np
 
-UNK_WARN = 0.01          # share of [UNK] tokens
-CHANGED_WARN = 0.01      # share of characters changed by normalization (beyond lower-casing)
-SAMPLE = 2000            # training rows measured for the tokenizer's fit
-MAX_ROWS = 20000         # rows per split measured for truncation (a seeded sample above this)
+UNK_WARN = 0.01  # share of [UNK] tokens
+CHANGED_WARN = 0.01  # share of characters changed by normalization (beyond lower-casing)
+SAMPLE = 2000  # training rows measured for the tokenizer's fit
+MAX_ROWS = 20000  # rows per split measured for truncation (a seeded sample above this)
 
 
 def _texts(task, rows) -> dict[str, list]:
@@ -36,6 +36,7 @@ def _texts(task, rows) -> dict[str, list]:
 
         def form(texts, prefix=""):
             return [spell(prefix + t) if task.char_level else prefix + t for t in texts if isinstance(t, str)]
+
         out = {"text": form(rows["text"], task.source_prefix)}
         if "target" in cols:
             out["target"] = form(rows["target"])
@@ -47,9 +48,13 @@ def _texts(task, rows) -> dict[str, list]:
 
 def _limits(task, max_length: int) -> dict[str, tuple[int, str]]:
     if getattr(task, "name", "") == "seq2seq":
-        return {"text": (task.max_source_length or max_length,
-                         "task.max_source_length" if task.max_source_length else "data.max_length"),
-                "target": (task.max_target_length + 1, "task.max_target_length")}  # + the dropped [CLS]
+        return {
+            "text": (
+                task.max_source_length or max_length,
+                "task.max_source_length" if task.max_source_length else "data.max_length",
+            ),
+            "target": (task.max_target_length + 1, "task.max_target_length"),
+        }  # + the dropped [CLS]
     return {"tokens": (max_length, "data.max_length"), "text": (max_length, "data.max_length")}
 
 
@@ -76,14 +81,23 @@ def truncation(splits, task, tokenizer, max_length: int, seed: int = 0) -> dict:
             limit, setting = _limits(task, max_length)[column]
             lengths = np.array(_lengths(tokenizer, inputs))
             report.setdefault(split, {})[column] = {
-                "rows": int(len(lengths)), "cut": int((lengths > limit).sum()), "limit": int(limit), "setting": setting,
-                "keeps_95": int(math.ceil(np.percentile(lengths, 95))), "longest": int(lengths.max())}
+                "rows": int(len(lengths)),
+                "cut": int((lengths > limit).sum()),
+                "limit": int(limit),
+                "setting": setting,
+                "keeps_95": int(math.ceil(np.percentile(lengths, 95))),
+                "longest": int(lengths.max()),
+            }
     return report
 
 
 def _plain_strings(task, ds) -> list[str]:
-    return [" ".join(v) if isinstance(v, list) else v for values in _texts(task, ds).values() for v in values
-            if isinstance(v, (str, list))]
+    return [
+        " ".join(v) if isinstance(v, list) else v
+        for values in _texts(task, ds).values()
+        for v in values
+        if isinstance(v, (str, list))
+    ]
 
 
 def tokenizer_fit(train, task, tokenizer) -> dict | None:
@@ -111,11 +125,14 @@ def tokenizer_fit(train, task, tokenizer) -> dict | None:
                 changed[c] = out
     n_changed = sum(1 for c in chars if c in changed)
     words = sum(len(t.split()) for t in texts)
-    return {"rows": len(texts), "tokens": len(ids),
-            "unk_share": (sum(1 for i in ids if i == unk) / len(ids)) if ids and unk is not None else 0.0,
-            "changed_share": n_changed / len(chars) if chars else 0.0,
-            "changed_examples": dict(sorted(changed.items(), key=lambda kv: -sum(c == kv[0] for c in chars))[:8]),
-            "pieces_per_word": len(ids) / words if words else 0.0}
+    return {
+        "rows": len(texts),
+        "tokens": len(ids),
+        "unk_share": (sum(1 for i in ids if i == unk) / len(ids)) if ids and unk is not None else 0.0,
+        "changed_share": n_changed / len(chars) if chars else 0.0,
+        "changed_examples": dict(sorted(changed.items(), key=lambda kv: -sum(c == kv[0] for c in chars))[:8]),
+        "pieces_per_word": len(ids) / words if words else 0.0,
+    }
 
 
 def lines(report: dict, backbone: str) -> list[str]:
@@ -124,12 +141,15 @@ def lines(report: dict, backbone: str) -> list[str]:
     for split, columns in report.get("truncation", {}).items():
         for column, r in columns.items():
             if r["cut"]:
-                out.append(f"WARNING data: {r['cut']} of {r['rows']} {split} rows ({100 * r['cut'] / r['rows']:.1f}%) "
-                           f"have their {column} cut at {r['setting']}={r['limit']} tokens (longest {r['longest']}); "
-                           f"{r['setting']}={r['keeps_95']} keeps 95% whole.")
+                out.append(
+                    f"WARNING data: {r['cut']} of {r['rows']} {split} rows ({100 * r['cut'] / r['rows']:.1f}%) "
+                    f"have their {column} cut at {r['setting']}={r['limit']} tokens (longest {r['longest']}); "
+                    f"{r['setting']}={r['keeps_95']} keeps 95% whole."
+                )
             else:
-                out.append(f"data: {split} {column}: none cut at {r['setting']}={r['limit']} "
-                           f"(longest {r['longest']} tokens).")
+                out.append(
+                    f"data: {split} {column}: none cut at {r['setting']}={r['limit']} (longest {r['longest']} tokens)."
+                )
     fit = report.get("tokenizer_fit")
     if fit:
         problems = []
@@ -137,19 +157,27 @@ def lines(report: dict, backbone: str) -> list[str]:
             problems.append(f"{100 * fit['unk_share']:.1f}% of tokens are [UNK] (unknown to its vocabulary)")
         if fit["changed_share"] > CHANGED_WARN:
             shown = ", ".join(f"{k!r}->{v!r}" for k, v in fit["changed_examples"].items())
-            problems.append(f"its normalization changes {100 * fit['changed_share']:.1f}% of the characters ({shown}): "
-                            "the model never sees them and a generating model can never write them")
-        summary = (f"data: tokenizer of {backbone} on {fit['rows']} training texts: {100 * fit['unk_share']:.2f}% [UNK], "
-                   f"{100 * fit['changed_share']:.2f}% characters changed, {fit['pieces_per_word']:.2f} pieces per word.")
+            problems.append(
+                f"its normalization changes {100 * fit['changed_share']:.1f}% of the characters ({shown}): "
+                "the model never sees them and a generating model can never write them"
+            )
+        summary = (
+            f"data: tokenizer of {backbone} on {fit['rows']} training texts: {100 * fit['unk_share']:.2f}% [UNK], "
+            f"{100 * fit['changed_share']:.2f}% characters changed, {fit['pieces_per_word']:.2f} pieces per word."
+        )
         out.append(summary)
         if problems:
-            out.append(f"WARNING data: the tokenizer of {backbone} fits this data poorly: {'; '.join(problems)}. "
-                       "A multilingual backbone fits better: model.backbone=<Hub id> online (e.g. "
-                       "bert-base-multilingual-cased, xlm-roberta-base), or model.backbone=/path/to/a/local/folder "
-                       "offline (docs/data.md, 'Other languages').")
+            out.append(
+                f"WARNING data: the tokenizer of {backbone} fits this data poorly: {'; '.join(problems)}. "
+                "A multilingual backbone fits better: model.backbone=<Hub id> online (e.g. "
+                "bert-base-multilingual-cased, xlm-roberta-base), or model.backbone=/path/to/a/local/folder "
+                "offline (docs/data.md, 'Other languages')."
+            )
     return out
 
 
 def build(splits, task, tokenizer, max_length: int, seed: int = 0) -> dict:
-    return {"truncation": truncation(splits, task, tokenizer, max_length, seed),
-            "tokenizer_fit": tokenizer_fit(splits["train"], task, tokenizer)}
+    return {
+        "truncation": truncation(splits, task, tokenizer, max_length, seed),
+        "tokenizer_fit": tokenizer_fit(splits["train"], task, tokenizer),
+    }

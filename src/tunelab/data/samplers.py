@@ -33,9 +33,9 @@ class LengthGroupedSampler(Sampler[int]):
         order = rng.permutation(len(self.lengths))
         batches = []
         for start in range(0, len(order), self.mega):
-            chunk = order[start:start + self.mega]
+            chunk = order[start : start + self.mega]
             chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
-            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
         longest = int(np.argmax([self.lengths[b].max() for b in batches]))
         rest = [b for i, b in enumerate(batches) if i != longest]
         rng.shuffle(rest)

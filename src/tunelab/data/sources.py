@@ -6,13 +6,20 @@ here (or in your own module) plus a YAML file in ``conf/data/``.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from tunelab.errors import TunelabError, did_you_mean
 
-FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
-                ".conll": "conll", ".conllu": "conll", ".iob": "conll"}
+FILE_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+    ".conll": "conll",
+    ".conllu": "conll",
+    ".iob": "conll",
+}
 
 
 def describe(loader) -> dict:
@@ -28,8 +35,13 @@ def describe(loader) -> dict:
     return {"loader": f"{func.__module__}.{func.__qualname__}", "args": args, "kwargs": kwargs, "files": stats}
 
 
-def hub(path: str, name: str | None = None, revision: str | None = None, trust_remote_code: bool = False,
-        flatten: bool = False):
+def hub(
+    path: str,
+    name: str | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    flatten: bool = False,
+):
     """A dataset from the Hugging Face Hub (``datasets.load_dataset``). ``flatten``: nested columns
     become dotted ones (WMT's ``translation: {ro, en}`` -> ``translation.ro``, ``translation.en``)."""
     import datasets
@@ -45,8 +57,14 @@ def hub(path: str, name: str | None = None, revision: str | None = None, trust_r
         ) from err
 
 
-def files(train: str, validation: str | None = None, test: str | None = None, delimiter: str | None = None,
-          token_column: int | None = None, tag_column: int | None = None):
+def files(
+    train: str,
+    validation: str | None = None,
+    test: str | None = None,
+    delimiter: str | None = None,
+    token_column: int | None = None,
+    tag_column: int | None = None,
+):
     """Local CSV / TSV / JSON / JSONL / parquet files, or CoNLL token-per-line files (.conll, .conllu,
     .iob: ``token_column``/``tag_column`` pick the word and tag columns), one per split (validation/test optional)."""
     import datasets
@@ -58,7 +76,9 @@ def files(train: str, validation: str | None = None, test: str | None = None, de
     for split, path in paths.items():
         p = checks.check_file(split, path)
         if p.suffix.lower() not in FILE_FORMATS:
-            raise TunelabError(f"The {split} file '{path}' has suffix '{p.suffix}'; tunelab reads {sorted(FILE_FORMATS)}.")
+            raise TunelabError(
+                f"The {split} file '{path}' has suffix '{p.suffix}'; tunelab reads {sorted(FILE_FORMATS)}."
+            )
         suffixes.add(FILE_FORMATS[p.suffix.lower()])
     if len(suffixes) > 1:
         raise TunelabError(f"All data files must have the same format; got {sorted(suffixes)}.")
@@ -66,12 +86,19 @@ def files(train: str, validation: str | None = None, test: str | None = None, de
     if fmt == "conll":
         for split, path in paths.items():
             checks.check_utf8(split, Path(path).expanduser())
-        return datasets.DatasetDict({split: datasets.Dataset.from_dict(
-            conll.read(split, Path(path).expanduser(), token_column, tag_column, delimiter))
-            for split, path in paths.items()})
+        return datasets.DatasetDict(
+            {
+                split: datasets.Dataset.from_dict(
+                    conll.read(split, Path(path).expanduser(), token_column, tag_column, delimiter)
+                )
+                for split, path in paths.items()
+            }
+        )
     if token_column is not None or tag_column is not None:
-        raise TunelabError(f"data.loader.token_column / tag_column are for CoNLL files ({', '.join(conll.SUFFIXES)}); "
-                           f"the data files are {fmt}. Name the columns with data.columns.tokens=... data.columns.tags=...")
+        raise TunelabError(
+            f"data.loader.token_column / tag_column are for CoNLL files ({', '.join(conll.SUFFIXES)}); "
+            f"the data files are {fmt}. Name the columns with data.columns.tokens=... data.columns.tags=..."
+        )
     kwargs = {}
     if fmt == "csv":
         kwargs["delimiter"] = delimiter or ("\t" if Path(train).suffix.lower() == ".tsv" else ",")
@@ -96,9 +123,15 @@ def files(train: str, validation: str | None = None, test: str | None = None, de
 
 from tunelab.data import corpora  # noqa: E402
 
-BUILTIN = {"mr": corpora.mr, "oanc_pos": corpora.oanc_pos, "hironsan_ner": corpora.hironsan_ner,
-           "lee_instructions": corpora.lee_instructions, "lee_qa": corpora.lee_qa,
-           "celex_plurals": corpora.celex_plurals, "lee_summaries": corpora.lee_summaries}
+BUILTIN = {
+    "mr": corpora.mr,
+    "oanc_pos": corpora.oanc_pos,
+    "hironsan_ner": corpora.hironsan_ner,
+    "lee_instructions": corpora.lee_instructions,
+    "lee_qa": corpora.lee_qa,
+    "celex_plurals": corpora.celex_plurals,
+    "lee_summaries": corpora.lee_summaries,
+}
 
 
 def builtin(name: str):
@@ -108,5 +141,11 @@ def builtin(name: str):
     if name not in BUILTIN:
         raise TunelabError(f"Unknown built-in dataset '{name}'.{did_you_mean(name, BUILTIN)} Known: {sorted(BUILTIN)}.")
     splits = BUILTIN[name]()
-    return datasets.DatasetDict({split: columns if isinstance(columns, datasets.Dataset)  # typed (ClassLabel) columns
-                                 else datasets.Dataset.from_dict(columns) for split, columns in splits.items()})
+    return datasets.DatasetDict(
+        {
+            split: columns
+            if isinstance(columns, datasets.Dataset)  # typed (ClassLabel) columns
+            else datasets.Dataset.from_dict(columns)
+            for split, columns in splits.items()
+        }
+    )

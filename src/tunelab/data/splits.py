@@ -34,7 +34,7 @@ def carve_missing(raw, ratios, seed: int) -> dict:
     cuts = {}
     for split in missing:
         n = int(round(len(pool) * share[split] / total))
-        cuts[split] = order[start:start + n]
+        cuts[split] = order[start : start + n]
         start += n
     cuts["train"] = order[start:]
     return {**raw, **{s: pool.select(np.sort(idx)) for s, idx in cuts.items()}}

@@ -1,8 +1,8 @@
 """Loading a backbone by built-in name, local folder or Hugging Face Hub id, with clear errors.
 
-    "minilm"                 -> the cached offline asset (``tunelab assets``)
-    "/path/to/folder"        -> a local Hugging Face folder (config.json, weights, tokenizer)
-    "bert-base-uncased"      -> a Hub id (downloaded by transformers; needs the network)
+"minilm"                 -> the cached offline asset (``tunelab assets``)
+"/path/to/folder"        -> a local Hugging Face folder (config.json, weights, tokenizer)
+"bert-base-uncased"      -> a Hub id (downloaded by transformers; needs the network)
 """
 
 from __future__ import annotations
@@ -90,7 +90,9 @@ def check_remote_code(name: str, resolved: str, trust_remote_code: bool) -> None
     try:
         data = json.loads(config.read_text())
     except (OSError, ValueError) as err:
-        raise TunelabError(f"Backbone '{name}': {config} is not valid JSON ({err}). Re-export the model folder.") from None
+        raise TunelabError(
+            f"Backbone '{name}': {config} is not valid JSON ({err}). Re-export the model folder."
+        ) from None
     from transformers import CONFIG_MAPPING
 
     if data.get("auto_map") and data.get("model_type") not in CONFIG_MAPPING:
@@ -119,7 +121,9 @@ def _explain_load_error(name: str, resolved: str, err: Exception, what: str) -> 
             "`hf auth login`. Offline, use a local folder or a built-in backbone "
             f"({', '.join(BUILTIN_BACKBONES)})."
         )
-        return TunelabError(f"Could not load the {what} of backbone '{name}' from the Hugging Face Hub.\n{hint}\n({text[:600]})")
+        return TunelabError(
+            f"Could not load the {what} of backbone '{name}' from the Hugging Face Hub.\n{hint}\n({text[:600]})"
+        )
     if "trust_remote_code" in text:
         return TunelabError(
             f"Backbone '{name}' ships its own modelling code. tunelab runs such code only when asked: "
@@ -142,8 +146,15 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     return tokenizer
 
 
-def load_model(auto_class, name: str, config_overrides: dict | None = None, trust_remote_code: bool = False,
-               pretrained: bool = True, dropout: dict | None = None, **kwargs):
+def load_model(
+    auto_class,
+    name: str,
+    config_overrides: dict | None = None,
+    trust_remote_code: bool = False,
+    pretrained: bool = True,
+    dropout: dict | None = None,
+    **kwargs,
+):
     """Load ``auto_class`` from a backbone. ``pretrained=False`` builds it from the config alone
     (fast, for when a checkpoint's weights are loaded right after)."""
     from transformers import AutoConfig

@@ -26,8 +26,8 @@ from functools import partial
 import lightning as L
 import torch
 
-from tunelab.run.checkpoint_contents import CheckpointContents
 from tunelab.model.optim import param_groups
+from tunelab.run.checkpoint_contents import CheckpointContents
 from tunelab.tasks.base import Task
 from tunelab.tuning import TuningMethod, apply_tuning
 
@@ -53,8 +53,9 @@ class TuneModule(L.LightningModule):
         self.task = task
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.model = task.build_model(backbone, trust_remote_code=trust_remote_code, pretrained=pretrained,
-                                      dropout=dict(dropout or {}))
+        self.model = task.build_model(
+            backbone, trust_remote_code=trust_remote_code, pretrained=pretrained, dropout=dict(dropout or {})
+        )
         # from_pretrained returns the model in eval mode, and Lightning keeps submodules' modes:
         # without this, dropout would silently stay off during training.
         self.model.train()
@@ -90,7 +91,7 @@ class TuneModule(L.LightningModule):
         rows = len(batch["input_ids"])
         real = _real_rows(self.trainer, split, batch_idx, rows)
         if real < rows:  # the distributed sampler's padding: keep one row so every rank runs the same forwards
-            batch = {k: v[:max(real, 1)] for k, v in batch.items()}
+            batch = {k: v[: max(real, 1)] for k, v in batch.items()}
         outputs = self.task.forward(self.model, batch)
         loss = self.task.loss(outputs, batch)
         if real:
@@ -169,15 +170,18 @@ class TuneModule(L.LightningModule):
             if i == 0:
                 from lightning.pytorch.utilities import rank_zero_info
 
-                rank_zero_info(f"Resumed with optimizer.lr={wanted:g}; the checkpoint was trained with {saved:g}. "
-                               "The schedule continues from its step at the new rate.")
+                rank_zero_info(
+                    f"Resumed with optimizer.lr={wanted:g}; the checkpoint was trained with {saved:g}. "
+                    "The schedule continues from its step at the new rate."
+                )
 
     def _clips_under_mixed_precision(self) -> bool:
         from lightning.pytorch.plugins.precision import MixedPrecision
 
         trainer = self._trainer
-        return isinstance(getattr(trainer, "precision_plugin", None), MixedPrecision) \
-            and bool(getattr(trainer, "gradient_clip_val", None))
+        return isinstance(getattr(trainer, "precision_plugin", None), MixedPrecision) and bool(
+            getattr(trainer, "gradient_clip_val", None)
+        )
 
     def on_fit_start(self):
         self.peft.on_fit_start(self.model, int(self.trainer.estimated_stepping_batches))
@@ -191,8 +195,12 @@ class TuneModule(L.LightningModule):
 
     # ---- checkpoints: the task's learnt state (label set) travels with the weights
     def on_save_checkpoint(self, checkpoint):
-        checkpoint["tunelab"] = {"task": type(self.task).__qualname__, "task_state": self.task.state_dict(),
-                                 "backbone": self.backbone, "partial": self.checkpoint_contents.partial}
+        checkpoint["tunelab"] = {
+            "task": type(self.task).__qualname__,
+            "task_state": self.task.state_dict(),
+            "backbone": self.backbone,
+            "partial": self.checkpoint_contents.partial,
+        }
         checkpoint["state_dict"] = self.checkpoint_contents.select(checkpoint["state_dict"])
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):

@@ -27,8 +27,10 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if _no_decay(name, param) else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay, "name": "decay"},
-              {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay, "name": "decay"},
+        {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
+    ]
     return [g for g in groups if g["params"]]
 
 
@@ -50,8 +52,9 @@ def linear_with_warmup(optimizer, num_training_steps: int, warmup: float | int =
     return LambdaLR(optimizer, factor)
 
 
-def cosine_with_warmup(optimizer, num_training_steps: int, warmup: float | int = 0.1,
-                       min_ratio: float = 0.0) -> LambdaLR:
+def cosine_with_warmup(
+    optimizer, num_training_steps: int, warmup: float | int = 0.1, min_ratio: float = 0.0
+) -> LambdaLR:
     """Linear warm-up, then a half cosine down to ``min_ratio`` of the base LR."""
     warm = _warmup_steps(warmup, num_training_steps)
 

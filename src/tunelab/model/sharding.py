@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 
 from tunelab.errors import TunelabError
-
 from tunelab.tuning.parts import blocks as transformer_blocks
 
 
@@ -52,8 +51,10 @@ def _weights_only(stream, where: str):
     except pickle.UnpicklingError as err:
         lines = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line]  # torch names the global
         detail = (lines[0] if lines else str(err))[:300]
-        raise TunelabError(f"Refused to load {where}: it holds objects that loading would run as code "
-                           f"({detail}). Nothing of it was loaded; use a checkpoint folder you trust.") from None
+        raise TunelabError(
+            f"Refused to load {where}: it holds objects that loading would run as code "
+            f"({detail}). Nothing of it was loaded; use a checkpoint folder you trust."
+        ) from None
 
 
 def _safe_reader(path: Path):
@@ -106,8 +107,10 @@ def check_sharded_checkpoint(path) -> None:
         if not isinstance(metadata.state_dict_metadata.get(index.fqn), BytesStorageMetadata):
             continue  # tensors: torch reads them with weights_only=True
         if info.transform_descriptors:
-            raise TunelabError(f"{path}: item {index.fqn} is stored transformed ({info.transform_descriptors}); "
-                               "tunelab checks only plain sharded checkpoints (as Lightning writes them).")
+            raise TunelabError(
+                f"{path}: item {index.fqn} is stored transformed ({info.transform_descriptors}); "
+                "tunelab checks only plain sharded checkpoints (as Lightning writes them)."
+            )
         shard = path / info.relative_path
         if shard.parent != path:
             raise TunelabError(f"{path / '.metadata'} points outside its folder ({info.relative_path}).")

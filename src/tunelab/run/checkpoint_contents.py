@@ -41,8 +41,11 @@ class CheckpointContents:
 
     def problems(self, saved: dict, module_state: dict) -> str | None:
         """Why ``saved`` (a checkpoint's state dict) cannot be loaded into this module, or None."""
-        mismatched = [f"{k} {tuple(v.shape)} vs {tuple(module_state[k].shape)}" for k, v in saved.items()
-                      if k in module_state and hasattr(v, "shape") and tuple(v.shape) != tuple(module_state[k].shape)]
+        mismatched = [
+            f"{k} {tuple(v.shape)} vs {tuple(module_state[k].shape)}"
+            for k, v in saved.items()
+            if k in module_state and hasattr(v, "shape") and tuple(v.shape) != tuple(module_state[k].shape)
+        ]
         if mismatched:
             return "shapes differ: " + "; ".join(mismatched[:3])
         missing = sorted(self.required(module_state) - set(saved))
@@ -55,4 +58,5 @@ class CheckpointContents:
         if problem:
             raise TunelabError(
                 f"{source} does not fit this model ({problem}). It was written by a run with another backbone, "
-                "head or tuning method (peft=..., model.freeze...); resume or load it with that run's config.")
+                "head or tuning method (peft=..., model.freeze...); resume or load it with that run's config."
+            )

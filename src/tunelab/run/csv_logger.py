@@ -81,4 +81,3 @@ class CSVRowsInCheckpoint(L.Callback):
             return
         for writer, count in zip(self._writers(), state.get("rows", [])):
             writer.keep_rows(int(count))
-

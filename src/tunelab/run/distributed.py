@@ -27,8 +27,12 @@ def child_command(local_rank: int) -> tuple[list[str], str]:
     for source in hydra.runtime.config_sources:  # a user's --config-dir
         if source.provider == "command-line" and source.schema == "file":
             command += ["--config-dir", source.path]
-    command += [f"hydra.run.dir='{hydra.runtime.output_dir}'", f"hydra.job.name={hydra.job.name}_rank{local_rank}",
-                "hydra.output_subdir=null", "print_config=false"]
+    command += [
+        f"hydra.run.dir='{hydra.runtime.output_dir}'",
+        f"hydra.job.name={hydra.job.name}_rank{local_rank}",
+        "hydra.output_subdir=null",
+        "print_config=false",
+    ]
     return command, get_original_cwd()
 
 

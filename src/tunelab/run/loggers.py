@@ -43,8 +43,16 @@ def _sweep_group() -> str | None:
 
 
 # overrides shared by every job of a sweep (its group says them) or that are bookkeeping, not a setting
-_NOT_IN_NAME = ("hydra.", "hydra/", "logger", "sweeps=", "resume=", "print_config=", "~callbacks.progress_bar",
-                "+callbacks.optuna.")
+_NOT_IN_NAME = (
+    "hydra.",
+    "hydra/",
+    "logger",
+    "sweeps=",
+    "resume=",
+    "print_config=",
+    "~callbacks.progress_bar",
+    "+callbacks.optuna.",
+)
 
 
 def _run_id(save_dir: str) -> str:
@@ -62,8 +70,15 @@ def _run_id(save_dir: str) -> str:
     return run_id
 
 
-def wandb_logger(save_dir: str, project: str = "tunelab", name: str | None = None, group: str | None = None,
-                 tags: list | None = None, job_type: str = "train", **kwargs):
+def wandb_logger(
+    save_dir: str,
+    project: str = "tunelab",
+    name: str | None = None,
+    group: str | None = None,
+    tags: list | None = None,
+    job_type: str = "train",
+    **kwargs,
+):
     """A ``WandbLogger`` that never prompts: offline unless a key is configured.
 
     The run name defaults to the job's overrides (``lr=2e-5,seed=1``), the group to the sweep,
@@ -84,8 +99,15 @@ def wandb_logger(save_dir: str, project: str = "tunelab", name: str | None = Non
     tags = list(tags or []) + [t for t in (_sweep_name(),) if t and t not in (tags or [])]
     kwargs.setdefault("id", _run_id(save_dir))
     kwargs.setdefault("resume", "allow")
-    return WandbLogger(save_dir=save_dir, project=project, name=name or (",".join(overrides) or None),
-                       group=group, tags=tags, job_type=job_type, **kwargs)
+    return WandbLogger(
+        save_dir=save_dir,
+        project=project,
+        name=name or (",".join(overrides) or None),
+        group=group,
+        tags=tags,
+        job_type=job_type,
+        **kwargs,
+    )
 
 
 def flat_config(cfg) -> dict:
@@ -117,7 +139,7 @@ def log_config(loggers, cfg, run_info: dict | None = None) -> None:
                 # W&B records sys.argv in the run's metadata when the run starts (the first use of
                 # .experiment, here): let it see the command line with secrets masked
                 with masked_argv():
-                    logger.experiment
+                    _ = logger.experiment  # starts the W&B run
             logger.log_hyperparams(params)
 
 

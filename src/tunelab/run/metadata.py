@@ -1,8 +1,8 @@
 """What a run needs to be reproduced: code version, packages, hardware (written to run.json).
 
-    git        commit, dirty flag, and the diff itself (<run>/git.diff) when the tree is dirty
-    packages   versions of the libraries that change numbers
-    platform   python, torch, CUDA/cuDNN, GPU names, CPU count, OS
+git        commit, dirty flag, and the diff itself (<run>/git.diff) when the tree is dirty
+packages   versions of the libraries that change numbers
+platform   python, torch, CUDA/cuDNN, GPU names, CPU count, OS
 """
 
 from __future__ import annotations
@@ -13,8 +13,22 @@ import subprocess
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-PACKAGES = ("tunelab", "torch", "lightning", "transformers", "tokenizers", "datasets", "peft", "accelerate",
-            "hydra-core", "omegaconf", "torchmetrics", "numpy", "safetensors", "huggingface-hub")
+PACKAGES = (
+    "tunelab",
+    "torch",
+    "lightning",
+    "transformers",
+    "tokenizers",
+    "datasets",
+    "peft",
+    "accelerate",
+    "hydra-core",
+    "omegaconf",
+    "torchmetrics",
+    "numpy",
+    "safetensors",
+    "huggingface-hub",
+)
 
 
 def _git(*args: str, cwd: Path) -> str | None:
@@ -55,10 +69,16 @@ def package_versions() -> dict:
 def platform_info() -> dict:
     import torch
 
-    info = {"python": platform.python_version(), "os": platform.platform(), "machine": platform.machine(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-            "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
+    info = {
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+    }
     return info
 
 

@@ -1,10 +1,10 @@
 """Checks that run before training starts, so a run fails in seconds rather than hours in.
 
-    check_output_dir      the run directory can be created and written
-    check_free_space      the disk holds the checkpoints this run will write
-    check_output_paths    checkpoints and logs stay inside the run directory unless the user named
-                          another place on the command line
-    check_resume          a ckpt_path exists, is a readable checkpoint, of this head and this backbone
+check_output_dir      the run directory can be created and written
+check_free_space      the disk holds the checkpoints this run will write
+check_output_paths    checkpoints and logs stay inside the run directory unless the user named
+                      another place on the command line
+check_resume          a ckpt_path exists, is a readable checkpoint, of this head and this backbone
 """
 
 from __future__ import annotations
@@ -42,8 +42,13 @@ def check_output_parent(path: str) -> None:
     ancestor = target
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
-    problem = "is not a folder" if not ancestor.is_dir() else \
-        "is not writable" if not os.access(ancestor, os.W_OK | os.X_OK) else None
+    problem = (
+        "is not a folder"
+        if not ancestor.is_dir()
+        else "is not writable"
+        if not os.access(ancestor, os.W_OK | os.X_OK)
+        else None
+    )
     if problem:
         raise TunelabError(
             f"Cannot write to the output directory '{path}': {ancestor} {problem}.\n"
@@ -99,8 +104,10 @@ def check_output_paths(cfg, run_dir: Path) -> None:
     for name, sub in (cfg.get("callbacks") or {}).items():
         filename = sub.get("filename") if sub is not None else None
         if filename and (os.sep in str(filename) or ".." in str(filename)):
-            raise TunelabError(f"callbacks.{name}.filename={filename} must be a plain file name, without '/' or '..'. "
-                               f"Use callbacks.{name}.dirpath to choose the folder.")
+            raise TunelabError(
+                f"callbacks.{name}.filename={filename} must be a plain file name, without '/' or '..'. "
+                f"Use callbacks.{name}.dirpath to choose the folder."
+            )
 
 
 def check_resume(ckpt_path: str, task, module) -> None:
@@ -114,8 +121,10 @@ def check_resume(ckpt_path: str, task, module) -> None:
         check_sharded_checkpoint(path)  # Lightning's loader would unpickle it: refuse what would run code
         return  # a sharded (FSDP2) checkpoint folder: Lightning's distributed loader checks its shards
     if not path.is_file():
-        raise TunelabError(f"ckpt_path={ckpt_path} does not exist. Give a .ckpt file, or ckpt_path=last to resume "
-                           "the last checkpoint of this run directory (hydra.run.dir).")
+        raise TunelabError(
+            f"ckpt_path={ckpt_path} does not exist. Give a .ckpt file, or ckpt_path=last to resume "
+            "the last checkpoint of this run directory (hydra.run.dir)."
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:
@@ -128,7 +137,9 @@ def check_resume(ckpt_path: str, task, module) -> None:
     saved_task = (checkpoint.get("tunelab") or {}).get("task")
     ours = type(task).__qualname__
     if saved_task and saved_task != ours:
-        raise TunelabError(f"ckpt_path={ckpt_path} was trained with the {saved_task} head, but this run uses {ours}. "
-                           "Resume with the same task=..., or start without ckpt_path.")
+        raise TunelabError(
+            f"ckpt_path={ckpt_path} was trained with the {saved_task} head, but this run uses {ours}. "
+            "Resume with the same task=..., or start without ckpt_path."
+        )
     # the module says what its checkpoints hold (all tensors, or only the trained ones of a PEFT/frozen run)
     module.checkpoint_contents.check(checkpoint["state_dict"], module.state_dict(), f"ckpt_path={ckpt_path}")

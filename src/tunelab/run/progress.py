@@ -26,7 +26,9 @@ class PlainProgress(ProgressBar):
         if not isinstance(every_n_steps, int) or every_n_steps < 1:
             from tunelab.errors import TunelabError
 
-            raise TunelabError(f"callbacks.progress_bar.every_n_steps must be a positive integer, got {every_n_steps!r}.")
+            raise TunelabError(
+                f"callbacks.progress_bar.every_n_steps must be a positive integer, got {every_n_steps!r}."
+            )
         self.every_n_steps = every_n_steps
         self.stream = stream
         self._enabled = True
@@ -62,11 +64,13 @@ class PlainProgress(ProgressBar):
         done = step - self._start_step
         eta = (total - step) * elapsed / done if done > 0 and total and total != float("inf") else None
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        parts = [f"step {step}/{total if total != float('inf') else '?'}",
-                 f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs if trainer.max_epochs not in (None, -1) else '?'}",
-                 f"loss {float(loss):.4f}" if loss is not None else "loss ?",
-                 f"{self._samples / elapsed:.1f} samples/s" if elapsed > 0 else "",
-                 f"ETA {_duration(eta)}" if eta is not None else ""]
+        parts = [
+            f"step {step}/{total if total != float('inf') else '?'}",
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs if trainer.max_epochs not in (None, -1) else '?'}",
+            f"loss {float(loss):.4f}" if loss is not None else "loss ?",
+            f"{self._samples / elapsed:.1f} samples/s" if elapsed > 0 else "",
+            f"ETA {_duration(eta)}" if eta is not None else "",
+        ]
         self._print(trainer, "train: " + "  ".join(p for p in parts if p))
 
     def on_validation_end(self, trainer, pl_module):

@@ -1,13 +1,13 @@
 """The run directory: what a run writes, and how predict/export load it back.
 
-    <run>/config.yaml        the resolved config
-    <run>/.hydra/            Hydra's own record (config, overrides)
-    <run>/run.json           status (running / completed / failed / interrupted), start/end times, exit
-                             status, command and overrides, seed, git commit/dirty (+ git.diff),
-                             package versions, torch/CUDA/hardware, data fingerprint, error
-    <run>/metrics.json       final metrics; written last, only when the run succeeded
-    <run>/checkpoints/       best.ckpt (followed metric), last.ckpt
-    <run>/csv/metrics.csv    per-step logs (and tensorboard/, wandb/ when enabled)
+<run>/config.yaml        the resolved config
+<run>/.hydra/            Hydra's own record (config, overrides)
+<run>/run.json           status (running / completed / failed / interrupted), start/end times, exit
+                         status, command and overrides, seed, git commit/dirty (+ git.diff),
+                         package versions, torch/CUDA/hardware, data fingerprint, error
+<run>/metrics.json       final metrics; written last, only when the run succeeded
+<run>/checkpoints/       best.ckpt (followed metric), last.ckpt
+<run>/csv/metrics.csv    per-step logs (and tensorboard/, wandb/ when enabled)
 """
 
 from __future__ import annotations
@@ -53,9 +53,18 @@ class RunRecord:
         resolved = scrub(OmegaConf.to_container(cfg, resolve=True))
         (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
         scrub_files(self.run_dir / ".hydra")  # Hydra wrote the raw overrides there before we ran
-        self.info = scrub({"status": "running", "started": _now(), "command": sys.argv,
-                           "overrides": list(overrides or []), "cwd": os.getcwd(), "pid": os.getpid(),
-                           "seed": cfg.get("seed"), **metadata.collect(self.run_dir)})
+        self.info = scrub(
+            {
+                "status": "running",
+                "started": _now(),
+                "command": sys.argv,
+                "overrides": list(overrides or []),
+                "cwd": os.getcwd(),
+                "pid": os.getpid(),
+                "seed": cfg.get("seed"),
+                **metadata.collect(self.run_dir),
+            }
+        )
         _write_json(self.run_dir / "run.json", self.info)
 
     def update(self, **fields) -> None:
@@ -86,9 +95,12 @@ class RunRecord:
             from tunelab.run.secrets import scrub_text
 
             preempted = type(exc).__name__ in ("PreemptedError", "SIGTERMException")
-            self.info.update(status="interrupted" if preempted else "failed", ended=_now(),
-                             exit_status=1,  # what `tunelab train` exits with (Hydra exits 1 on any error)
-                             error=scrub_text(f"{type(exc).__name__}: {exc}"))
+            self.info.update(
+                status="interrupted" if preempted else "failed",
+                ended=_now(),
+                exit_status=1,  # what `tunelab train` exits with (Hydra exits 1 on any error)
+                error=scrub_text(f"{type(exc).__name__}: {exc}"),
+            )
             try:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 (self.run_dir / "metrics.json").unlink(missing_ok=True)
@@ -106,21 +118,30 @@ def resolve_run_dir(run: str) -> Path:
     """A run directory; ``latest`` is the newest finished run under outputs/runs."""
     if run == "latest":
         root = Path(os.environ.get("TUNELAB_OUTPUTS", "outputs")) / "runs"
-        done = sorted((p for p in root.glob("*/metrics.json") if not is_fast_dev_run(p.parent)), key=lambda p: p.stat().st_mtime)
+        done = sorted(
+            (p for p in root.glob("*/metrics.json") if not is_fast_dev_run(p.parent)), key=lambda p: p.stat().st_mtime
+        )
         if not done:
-            raise TunelabError(f"No finished run under {root} (debug=fast_dev_run runs do not count). "
-                               "Train one with `tunelab train`.")
+            raise TunelabError(
+                f"No finished run under {root} (debug=fast_dev_run runs do not count). Train one with `tunelab train`."
+            )
         return done[-1].parent
     path = Path(run).expanduser()
     if not path.is_dir():
         raise TunelabError(f"Run directory '{run}' does not exist.")
     if not (path / "metrics.json").exists():
-        status = json.loads((path / "run.json").read_text()).get("status") if (path / "run.json").exists() else "unknown"
-        raise TunelabError(f"'{run}' is not a finished run (no metrics.json; status: {status}). "
-                           "Predict and export need a run that completed.")
+        status = (
+            json.loads((path / "run.json").read_text()).get("status") if (path / "run.json").exists() else "unknown"
+        )
+        raise TunelabError(
+            f"'{run}' is not a finished run (no metrics.json; status: {status}). "
+            "Predict and export need a run that completed."
+        )
     if is_fast_dev_run(path):
-        raise TunelabError(f"'{run}' is a debug=fast_dev_run run (one batch per split, no checkpoint): a check that the "
-                           "pipeline runs, not a model. Predict and export need a run trained without debug=fast_dev_run.")
+        raise TunelabError(
+            f"'{run}' is a debug=fast_dev_run run (one batch per split, no checkpoint): a check that the "
+            "pipeline runs, not a model. Predict and export need a run trained without debug=fast_dev_run."
+        )
     return path
 
 

@@ -48,8 +48,9 @@ def sweep_dir_to_resume(argv: list[str]) -> list[str]:
     records the same overrides (Hydra's own and the config's). A command that names its
     ``hydra.sweep.dir``, or is not a resumed multirun, is returned unchanged.
     """
-    if not (_wants_resume(argv) and any(a in MULTIRUN_FLAGS for a in argv)) or \
-            any(a.startswith("hydra.sweep.dir=") for a in argv):
+    if not (_wants_resume(argv) and any(a in MULTIRUN_FLAGS for a in argv)) or any(
+        a.startswith("hydra.sweep.dir=") for a in argv
+    ):
         return argv
     from omegaconf import OmegaConf
 
@@ -68,7 +69,8 @@ def sweep_dir_to_resume(argv: list[str]) -> list[str]:
     raise TunelabError(
         f"resume=true, but no earlier sweep under {root} was run with these overrides: {' '.join(wanted) or '(none)'}.\n"
         "Rerun exactly the sweep command you ran before, plus resume=true, or name its folder: "
-        "hydra.sweep.dir=outputs/multirun/<time> resume=true")
+        "hydra.sweep.dir=outputs/multirun/<time> resume=true"
+    )
 
 
 def requeued() -> bool:
@@ -77,7 +79,10 @@ def requeued() -> bool:
     SLURM counts restarts in SLURM_RESTART_COUNT; submitit reruns the same job in the same run
     folder, so resuming needs no ``resume=true`` (tunelab.sweeps.slurm). A job script run by sbatch
     without submitit is left to Lightning, which resumes from its own ``hpc_ckpt_N.ckpt``."""
-    return os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
+    return os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and os.environ.get("SLURM_RESTART_COUNT", "0") not in (
+        "",
+        "0",
+    )
 
 
 def _resuming(cfg) -> bool:

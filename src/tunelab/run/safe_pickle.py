@@ -4,7 +4,7 @@ torch's ``FileSystemReader.read_metadata`` calls ``pickle.load`` on it: a plante
 (``os.system``) the moment it is read, and ``weights_only`` does not apply to it. torch has no safe
 reader for this file (``torch.load``'s weights_only unpickler expects torch.save's format, not a bare
 pickle), so tunelab unpickles it with an allow-list: exactly the classes torch itself writes there
-(listed from a real 2-process FSDP2 checkpoint with pickletools; see tests/test_security_checkpoints.py).
+(listed from a real 2-process FSDP2 checkpoint with pickletools; see tests/run/test_safe_pickle.py).
 """
 
 from __future__ import annotations
@@ -15,15 +15,25 @@ from pathlib import Path
 from tunelab.errors import TunelabError
 
 # (module, name) pairs a checkpoint's metadata is made of. The checkpoint's own dataclasses:
-_DCP_METADATA = {"Metadata", "MetadataIndex", "StorageMeta", "TensorProperties", "TensorStorageMetadata",
-                 "BytesStorageMetadata", "ChunkStorageMetadata", "_MEM_FORMAT_ENCODING"}
+_DCP_METADATA = {
+    "Metadata",
+    "MetadataIndex",
+    "StorageMeta",
+    "TensorProperties",
+    "TensorStorageMetadata",
+    "BytesStorageMetadata",
+    "ChunkStorageMetadata",
+    "_MEM_FORMAT_ENCODING",
+}
 ALLOWED = {
     *(("torch.distributed.checkpoint.metadata", name) for name in _DCP_METADATA),
     ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),  # where each item lies in the *.distcp files
     ("torch", "Size"),  # shapes and offsets
     ("torch.serialization", "_get_layout"),  # layout by name ("torch.strided"): a dictionary lookup
-    ("pathlib", "PosixPath"), ("pathlib", "PurePosixPath"),  # StorageMeta.checkpoint_id
-    ("pathlib", "WindowsPath"), ("pathlib", "PureWindowsPath"),
+    ("pathlib", "PosixPath"),
+    ("pathlib", "PurePosixPath"),  # StorageMeta.checkpoint_id
+    ("pathlib", "WindowsPath"),
+    ("pathlib", "PureWindowsPath"),
     ("collections", "OrderedDict"),
     *(("builtins", name) for name in ("set", "frozenset", "list", "dict", "tuple")),
 }
@@ -46,7 +56,8 @@ class _MetadataUnpickler(pickle.Unpickler):
         raise TunelabError(
             f"Refused to load {self.path}: it asks to import {module}.{name}, which is not one of the classes a "
             "sharded checkpoint's metadata is made of. Unpickling it could run code, so nothing of it was loaded. "
-            "Use a checkpoint folder you trust (one that tunelab train wrote).")
+            "Use a checkpoint folder you trust (one that tunelab train wrote)."
+        )
 
 
 def load_dcp_metadata(path) -> object:
@@ -58,8 +69,10 @@ def load_dcp_metadata(path) -> object:
     except TunelabError:
         raise
     except Exception as err:  # truncated, not a pickle, a class with other fields...
-        raise TunelabError(f"Cannot read the sharded checkpoint metadata {path}: {type(err).__name__}: "
-                           f"{str(err)[:200]}. The checkpoint folder may be incomplete; use another one.") from None
+        raise TunelabError(
+            f"Cannot read the sharded checkpoint metadata {path}: {type(err).__name__}: "
+            f"{str(err)[:200]}. The checkpoint folder may be incomplete; use another one."
+        ) from None
     from torch.distributed.checkpoint.metadata import Metadata
 
     if not isinstance(metadata, Metadata):

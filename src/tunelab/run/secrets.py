@@ -22,8 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 MASK = "***"
-SECRET_NAME = re.compile(r"(^|_)(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$|^WANDB_API_KEY$|^HF_TOKEN$",
-                         re.IGNORECASE)
+SECRET_NAME = re.compile(
+    r"(^|_)(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$|^WANDB_API_KEY$|^HF_TOKEN$", re.IGNORECASE
+)
 _MIN_LENGTH = 6  # shorter values ("1", "true") are too common to mask safely
 _LEARNT: set[str] = set()  # values of secret-named config keys of this process's jobs (see learn)
 
@@ -74,8 +75,11 @@ def learn(cfg) -> None:
             continue
         for resolve in (False, True):  # the raw text and what it resolves to (${oc.env:...})
             try:
-                value = OmegaConf.to_container(node, resolve=resolve) if OmegaConf.is_config(node) else \
-                    (cfg[key] if resolve else node)
+                value = (
+                    OmegaConf.to_container(node, resolve=resolve)
+                    if OmegaConf.is_config(node)
+                    else (cfg[key] if resolve else node)
+                )
             except Exception:  # an interpolation that cannot resolve here: its raw text was learnt
                 continue
             _LEARNT.update(config_secret_values({key: value}))
@@ -85,16 +89,21 @@ def scrub_text(text: str, values: list[str] | None = None) -> str:
     for value in secret_values() if values is None else values:
         text = text.replace(value, MASK)
     # `key=value` pairs on a command line (e.g. +logger.wandb.api_key=abc)
-    return re.sub(r"([\w.\-]*(?:token|key|secret|password)[\w.\-]*=)([^\s,'\"]+)",
-                  lambda m: m.group(1) + (MASK if is_secret_name(m.group(1)[:-1].split(".")[-1]) else m.group(2)),
-                  text, flags=re.IGNORECASE)
+    return re.sub(
+        r"([\w.\-]*(?:token|key|secret|password)[\w.\-]*=)([^\s,'\"]+)",
+        lambda m: m.group(1) + (MASK if is_secret_name(m.group(1)[:-1].split(".")[-1]) else m.group(2)),
+        text,
+        flags=re.IGNORECASE,
+    )
 
 
 def scrub(obj, values: list[str] | None = None):
     """A copy of ``obj`` (dicts, lists, strings, scalars) with every secret masked."""
     values = secret_values() if values is None else values
     if isinstance(obj, dict):
-        return {k: (MASK if is_secret_name(k) and obj[k] not in (None, "") else scrub(v, values)) for k, v in obj.items()}
+        return {
+            k: (MASK if is_secret_name(k) and obj[k] not in (None, "") else scrub(v, values)) for k, v in obj.items()
+        }
     if isinstance(obj, (list, tuple)):
         return type(obj)(scrub(v, values) for v in obj)
     if isinstance(obj, str):

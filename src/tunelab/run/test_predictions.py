@@ -34,8 +34,10 @@ def _codec(task):
 
     if isinstance(task, SequenceClassification):
         if task.multi_label:
-            return (lambda row: sorted(row["labels"]),
-                    lambda label: sorted(task.labels[j] for j, v in enumerate(label.tolist()) if v >= 0.5))
+            return (
+                lambda row: sorted(row["labels"]),
+                lambda label: sorted(task.labels[j] for j, v in enumerate(label.tolist()) if v >= 0.5),
+            )
         return lambda row: row["label"], lambda label: task.labels[int(label)]
     if isinstance(task, MultipleChoice):
         return lambda row: row["choice"], lambda label: int(label)
@@ -73,8 +75,9 @@ def _writer_class():
                 rows = [row for part in gathered for row in part]
             if trainer.is_global_zero:
                 unique = {row["id"]: row for row in rows}  # a padded distributed sampler repeats rows
-                self.path.write_text("".join(json.dumps(unique[i], ensure_ascii=False) + "\n" for i in sorted(unique)),
-                                     encoding="utf-8")
+                self.path.write_text(
+                    "".join(json.dumps(unique[i], ensure_ascii=False) + "\n" for i in sorted(unique)), encoding="utf-8"
+                )
 
     TestPredictionWriter.__qualname__ = "TestPredictionWriter"  # picklable by name (ddp_spawn ships callbacks)
     return TestPredictionWriter
@@ -92,14 +95,17 @@ def write(trainer, module, datamodule, ckpt_path: str | None, run_dir: Path) -> 
 
     task = module.task
     if _codec(task) is None:
-        print(f"{FILE}: not written for the {task.name} task (per-example tests cover classification, "
-              "multiple choice and regression)")
+        print(
+            f"{FILE}: not written for the {task.name} task (per-example tests cover classification, "
+            "multiple choice and regression)"
+        )
         return None
     writer = sys.modules[__name__].TestPredictionWriter(Path(run_dir) / FILE, task, isinstance(task, Regression))
     trainer.callbacks.append(writer)
     try:
-        trainer.predict(module, dataloaders=datamodule.test_dataloader(), ckpt_path=ckpt_path or None,
-                        return_predictions=False)
+        trainer.predict(
+            module, dataloaders=datamodule.test_dataloader(), ckpt_path=ckpt_path or None, return_predictions=False
+        )
     finally:
         trainer.callbacks.remove(writer)
     return writer.path
@@ -117,7 +123,7 @@ def read(run_dir: Path) -> dict | None:
         if "correct" in row:
             rows[row["id"]] = (float(row["correct"]), bool(row["correct"]))
         else:
-            rows[row["id"]] = (-(float(row["prediction"]) - float(row["gold"])) ** 2, None)
+            rows[row["id"]] = (-((float(row["prediction"]) - float(row["gold"])) ** 2), None)
     return rows
 
 
@@ -126,8 +132,11 @@ def evidence(best_runs: list, runner_runs: list, over: tuple[str, ...]) -> str:
     from tunelab.sweeps import stats
 
     def loaded(runs):
-        found = [(", ".join(f"{k}={r.overrides.get(k, '')}" for k in over), f"run {r.label}", read(r.path))
-                 for r in runs if r.status == "completed"]
+        found = [
+            (", ".join(f"{k}={r.overrides.get(k, '')}" for k in over), f"run {r.label}", read(r.path))
+            for r in runs
+            if r.status == "completed"
+        ]
         found = [(key, label, rows) for key, label, rows in found if rows]
         unique = len({key for key, _, _ in found}) == len(found)  # else runs share a seed: no pairs
         return {key if unique else label: rows for key, label, rows in found}

@@ -32,14 +32,21 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunelab.run import test_predictions
 from tunelab.errors import TunelabError
+from tunelab.run import test_predictions
 from tunelab.sweeps import stats
 from tunelab.sweeps.report import markdown_table, plot, tables, text_table
 
 # overrides that say how a sweep ran, not what a run is
-IGNORED_PREFIXES = ("hydra.", "hydra/", "resume=", "+resume=", "print_config=", "~callbacks.progress_bar",
-                    "+callbacks.optuna.")  # the Optuna sweeper's bookkeeping (the job number is the trial's)
+IGNORED_PREFIXES = (
+    "hydra.",
+    "hydra/",
+    "resume=",
+    "+resume=",
+    "print_config=",
+    "~callbacks.progress_bar",
+    "+callbacks.optuna.",
+)  # the Optuna sweeper's bookkeeping (the job number is the trial's)
 
 
 @dataclass
@@ -89,14 +96,23 @@ def collect(paths: list[str]) -> list[Run]:
     for given in paths:
         root = Path(given).expanduser()
         if not root.is_dir():
-            raise TunelabError(f"'{given}' is not a folder. Give a sweep folder (outputs/multirun/<time>) "
-                               "or run folders (outputs/runs/<time>).")
-        folders = [root] if _is_run(root) else sorted(
-            (p for p in root.iterdir() if p.is_dir() and _is_run(p)),
-            key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+            raise TunelabError(
+                f"'{given}' is not a folder. Give a sweep folder (outputs/multirun/<time>) "
+                "or run folders (outputs/runs/<time>)."
+            )
+        folders = (
+            [root]
+            if _is_run(root)
+            else sorted(
+                (p for p in root.iterdir() if p.is_dir() and _is_run(p)),
+                key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name),
+            )
+        )
         if not folders:
-            raise TunelabError(f"No runs in '{given}': none of its folders has run.json or .hydra/. "
-                               "Is it the folder a sweep printed (outputs/multirun/<time>)?")
+            raise TunelabError(
+                f"No runs in '{given}': none of its folders has run.json or .hydra/. "
+                "Is it the folder a sweep printed (outputs/multirun/<time>)?"
+            )
         for folder in folders:
             status, error = _status(folder)
             metrics = json.loads((folder / "metrics.json").read_text())["metrics"] if status == "completed" else {}
@@ -193,16 +209,23 @@ def _config_label(group: Group, keys: list[str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in zip(keys, group.key)) or "the configuration"
 
 
-def compare(paths: list[str], metric: str | None = None, mode: str | None = None, out: str | None = None,
-            top: int = 3, over: tuple[str, ...] = ("seed",)) -> dict:
+def compare(
+    paths: list[str],
+    metric: str | None = None,
+    mode: str | None = None,
+    out: str | None = None,
+    top: int = 3,
+    over: tuple[str, ...] = ("seed",),
+) -> dict:
     """Collect, aggregate, print and write; returns what was found (for tests and scripts)."""
     runs = collect(paths)
     default, default_mode = default_metric(runs)
     metric, mode = metric or default, mode or default_mode
     if any(r.status == "completed" for r in runs) and not any(metric in r.metrics for r in runs):
         available = sorted({m for r in runs for m in r.metrics})
-        raise TunelabError(f"No run has the metric '{metric}'. Available: {', '.join(available)}. "
-                           "Choose one with --metric.")
+        raise TunelabError(
+            f"No run has the metric '{metric}'. Available: {', '.join(available)}. Choose one with --metric."
+        )
     keys = swept_keys(runs)
     groups = aggregate(runs, keys, metric, over)
     best = best_group(groups, mode)
@@ -211,8 +234,10 @@ def compare(paths: list[str], metric: str | None = None, mode: str | None = None
     config_keys = [k for k in keys if k not in over]
     findings = []
     if runner is not None:
-        findings = [stats.verdict(_config_label(best, config_keys), _config_label(runner, config_keys),
-                                  tests[id(runner)]), test_predictions.evidence(best.runs, runner.runs, over)]
+        findings = [
+            stats.verdict(_config_label(best, config_keys), _config_label(runner, config_keys), tests[id(runner)]),
+            test_predictions.evidence(best.runs, runner.runs, over),
+        ]
 
     target = Path(out) if out else (Path(paths[0]) / "compare")
     target.mkdir(parents=True, exist_ok=True)
@@ -225,11 +250,21 @@ def compare(paths: list[str], metric: str | None = None, mode: str | None = None
     (target / "compare.md").write_text(
         f"# {heading}\n\nCommon overrides: `{common}`\n\n## Runs\n\n{markdown_table(run_header, run_rows)}\n\n"
         f"## Over {', '.join(over)}\n\n{markdown_table(summary_header, summary_rows)}\n"
-        + "".join(f"\n{line}\n" for line in findings))
+        + "".join(f"\n{line}\n" for line in findings)
+    )
     plot(target / "compare.png", groups, keys, metric, mode, top, over)
 
-    result = {"runs": runs, "groups": groups, "best": best, "metric": metric, "mode": mode, "out": target,
-              "runner_up": runner, "tests": tests, "findings": findings}
+    result = {
+        "runs": runs,
+        "groups": groups,
+        "best": best,
+        "metric": metric,
+        "mode": mode,
+        "out": target,
+        "runner_up": runner,
+        "tests": tests,
+        "findings": findings,
+    }
     print(f"{heading}\ncommon overrides: {common}\n\n{text_table(run_header, run_rows)}\n")
     if any(g.n > 1 for g in groups):
         print(text_table(summary_header, summary_rows) + "\n")
@@ -241,13 +276,17 @@ def compare(paths: list[str], metric: str | None = None, mode: str | None = None
         overrides = [f"{k}={v}" for k, v in winner.overrides.items()]
         (target / "best.overrides").write_text("\n".join(overrides) + "\n")
         script = target / "rerun_best.sh"
-        script.write_text("#!/usr/bin/env bash\n# rerun the best configuration of the sweep: "
-                          f"{metric} {best.mean:.4f} (mean of {best.n})\n"
-                          f"exec tunelab train {' '.join(shlex.quote(o) for o in overrides)} \"$@\"\n")
+        script.write_text(
+            "#!/usr/bin/env bash\n# rerun the best configuration of the sweep: "
+            f"{metric} {best.mean:.4f} (mean of {best.n})\n"
+            f'exec tunelab train {" ".join(shlex.quote(o) for o in overrides)} "$@"\n'
+        )
         script.chmod(0o755)
         result["best_overrides"] = overrides
-        print(f"best: {', '.join(f'{k}={v}' for k, v in zip([k for k in keys if k not in over], best.key))} "
-              f"{metric} {best.mean:.4f} (n={best.n}); rerun it: {script}")
+        print(
+            f"best: {', '.join(f'{k}={v}' for k, v in zip([k for k in keys if k not in over], best.key))} "
+            f"{metric} {best.mean:.4f} (n={best.n}); rerun it: {script}"
+        )
     for line in findings:
         print(line)
     print(f"wrote {target}/runs.csv, summary.csv, compare.md, compare.png")
@@ -263,18 +302,25 @@ def _latest_sweep() -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tunelab compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="tunelab compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("paths", nargs="+", help="sweep folders (outputs/multirun/<time>), run folders, or 'latest'")
     parser.add_argument("--metric", help="metric to rank by (default: the test twin of the followed metric)")
     parser.add_argument("--mode", choices=["max", "min"], help="higher or lower is better (default: the run's)")
     parser.add_argument("--out", help="where to write the tables and the plot (default: <first path>/compare)")
     parser.add_argument("--top", type=int, default=3, help="how many runs' learning curves to draw")
-    parser.add_argument("--over", default="seed",
-                        help="comma-separated keys to aggregate over (default: seed; cross-validation: data.fold)")
-    parser.add_argument("--rerun-top", type=int, metavar="N",
-                        help="rerun the N best configurations with --seeds more seeds into the same sweep folder, "
-                             "then compare again")
+    parser.add_argument(
+        "--over",
+        default="seed",
+        help="comma-separated keys to aggregate over (default: seed; cross-validation: data.fold)",
+    )
+    parser.add_argument(
+        "--rerun-top",
+        type=int,
+        metavar="N",
+        help="rerun the N best configurations with --seeds more seeds into the same sweep folder, then compare again",
+    )
     parser.add_argument("--seeds", type=int, default=3, metavar="K", help="new seeds per rerun configuration (3)")
     args = parser.parse_args(argv)
     paths = [_latest_sweep() if p == "latest" else p for p in args.paths]

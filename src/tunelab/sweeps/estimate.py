@@ -35,6 +35,7 @@ import numpy as np
 from tunelab.errors import TunelabError
 from tunelab.sweeps.profile import compose_job, profile
 
+
 def job_overrides(argv: list[str]) -> list[list[str]]:
     """The override list of every job of ``tunelab train -m ARGV``, in the sweep's order."""
     from hydra import compose, initialize_config_dir
@@ -45,15 +46,19 @@ def job_overrides(argv: list[str]) -> list[list[str]]:
 
     args = [a for a in argv if a not in ("-m", "--multirun")]
     if any(a.startswith("-") for a in args):
-        raise TunelabError(f"tunelab estimate takes the overrides of a sweep, not flags ({[a for a in args if a.startswith('-')][0]}).")
+        raise TunelabError(
+            f"tunelab estimate takes the overrides of a sweep, not flags ({[a for a in args if a.startswith('-')][0]})."
+        )
     parser = OverridesParser.create()
     parsed = parser.parse_overrides(args)
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     with initialize_config_dir(config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=fixed, return_hydra_config=True)
         if "optuna" in str(cfg.hydra.sweeper.get("_target_", "")).lower():
-            raise TunelabError("tunelab estimate plans grid sweeps (the basic sweeper); an Optuna search picks its "
-                               "trials as it runs. Estimate one trial: tunelab estimate <its overrides> (no -m).")
+            raise TunelabError(
+                "tunelab estimate plans grid sweeps (the basic sweeper); an Optuna search picks its "
+                "trials as it runs. Estimate one trial: tunelab estimate <its overrides> (no -m)."
+            )
         params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
     all_overrides = parser.parse_overrides([*params, *args])
     return [list(job) for batch in BasicSweeper.split_arguments(all_overrides, None) for job in batch]
@@ -65,9 +70,18 @@ def shape_key(cfg) -> str:
     def plain(node):
         return OmegaConf.to_container(node, resolve=False) if node is not None else None
 
-    return json.dumps({"model": plain(cfg.model), "max_length": cfg.data.max_length, "batch": cfg.data.batch_size,
-                       "eval_batch": cfg.data.get("eval_batch_size"), "precision": str(cfg.trainer.get("precision")),
-                       "task": plain(cfg.task)}, sort_keys=True, default=str)
+    return json.dumps(
+        {
+            "model": plain(cfg.model),
+            "max_length": cfg.data.max_length,
+            "batch": cfg.data.batch_size,
+            "eval_batch": cfg.data.get("eval_batch_size"),
+            "precision": str(cfg.trainer.get("precision")),
+            "task": plain(cfg.task),
+        },
+        sort_keys=True,
+        default=str,
+    )
 
 
 # ---- the batches a job will run
@@ -87,9 +101,9 @@ def plan(cfg, datamodule) -> dict:
     from tunelab.run import test_predictions
 
     trainer = cfg.trainer
-    train = _batch_tokens(datamodule.train_dataloader())[:_limited(10**12, trainer.get("limit_train_batches"))]
-    val = _batch_tokens(datamodule.val_dataloader())[:_limited(10**12, trainer.get("limit_val_batches"))]
-    test = _batch_tokens(datamodule.test_dataloader())[:_limited(10**12, trainer.get("limit_test_batches"))]
+    train = _batch_tokens(datamodule.train_dataloader())[: _limited(10**12, trainer.get("limit_train_batches"))]
+    val = _batch_tokens(datamodule.val_dataloader())[: _limited(10**12, trainer.get("limit_val_batches"))]
+    test = _batch_tokens(datamodule.test_dataloader())[: _limited(10**12, trainer.get("limit_test_batches"))]
     epochs = int(trainer.get("max_epochs") or 1)
     max_steps = int(trainer.get("max_steps") or -1)
     accumulate = int(trainer.get("accumulate_grad_batches") or 1)
@@ -101,17 +115,31 @@ def plan(cfg, datamodule) -> dict:
     val_every_epochs = int(trainer.get("check_val_every_n_epoch") or 1)
     passes = sum(len(train) // every for e in range(epochs) if (e + 1) % val_every_epochs == 0) if val else 0
     tests = bool(cfg.get("test", True)) and bool(test)
-    return {"train": train, "train_batches": total_batches, "epochs": epochs, "val": val, "val_passes": passes,
-            "sanity": val[:int(trainer.get("num_sanity_val_steps") or 0)], "test": test if tests else [],
-            "predict": test if tests and test_predictions._codec(datamodule.task) is not None else []}
+    return {
+        "train": train,
+        "train_batches": total_batches,
+        "epochs": epochs,
+        "val": val,
+        "val_passes": passes,
+        "sanity": val[: int(trainer.get("num_sanity_val_steps") or 0)],
+        "test": test if tests else [],
+        "predict": test if tests and test_predictions._codec(datamodule.task) is not None else [],
+    }
 
 
 # ---- putting it together
 def _data_key(cfg) -> str:
     from omegaconf import OmegaConf
 
-    return json.dumps({"data": OmegaConf.to_container(cfg.data, resolve=False), "task": OmegaConf.to_container(
-        cfg.task, resolve=False), "model": cfg.model.backbone}, sort_keys=True, default=str)
+    return json.dumps(
+        {
+            "data": OmegaConf.to_container(cfg.data, resolve=False),
+            "task": OmegaConf.to_container(cfg.task, resolve=False),
+            "model": cfg.model.backbone,
+        },
+        sort_keys=True,
+        default=str,
+    )
 
 
 def _datamodule(cfg, cache: dict):
@@ -132,7 +160,7 @@ def _datamodule(cfg, cache: dict):
 
 
 def job_seconds(shape: dict, batches: dict) -> dict:
-    train = (batches["train"] * max(1, batches["epochs"]))[:batches["train_batches"]]
+    train = (batches["train"] * max(1, batches["epochs"]))[: batches["train_batches"]]
     train_s = float(np.sum(shape["train"](train))) if train else 0.0
     val_s = batches["val_passes"] * float(np.sum(shape["eval"](batches["val"]))) if batches["val"] else 0.0
     other_eval = batches["sanity"] + batches["test"] + batches["predict"]
@@ -153,8 +181,11 @@ def estimate(argv: list[str]) -> dict:
     silence_known_noise()
     startup = time.perf_counter() - started
     jobs = job_overrides(argv)
-    swept = [k for k in dict.fromkeys(o.split("=", 1)[0] for job in jobs for o in job)
-             if len({next((o for o in job if o.split("=", 1)[0] == k), "") for job in jobs}) > 1]
+    swept = [
+        k
+        for k in dict.fromkeys(o.split("=", 1)[0] for job in jobs for o in job)
+        if len({next((o for o in job if o.split("=", 1)[0] == k), "") for job in jobs}) > 1
+    ]
     shapes, datamodules, rows = {}, {}, []
     with tempfile.TemporaryDirectory(prefix="tunelab-estimate-") as workdir:
         for number, overrides in enumerate(jobs):
@@ -163,20 +194,35 @@ def estimate(argv: list[str]) -> dict:
             compose_s = time.perf_counter() - composed
             key = shape_key(cfg)
             if key not in shapes:
-                print(f"profiling shape {len(shapes) + 1} (job {number}: {' '.join(overrides) or 'defaults'}) ...",
-                      file=sys.stderr)
+                print(
+                    f"profiling shape {len(shapes) + 1} (job {number}: {' '.join(overrides) or 'defaults'}) ...",
+                    file=sys.stderr,
+                )
                 shapes[key] = profile(overrides, Path(workdir))
             shape = shapes[key]
             cost = job_seconds(shape, plan(cfg, _datamodule(cfg, datamodules)))
-            rows.append({"job": number, "overrides": [o for o in overrides if o.split("=", 1)[0] in swept],
-                         "seconds": round(cost["seconds"] + compose_s, 1), "train_seconds": round(cost["train"], 1),
-                         "eval_seconds": round(cost["eval"], 1), "fixed_seconds": round(cost["fixed"], 1),
-                         "peak_memory_mb": shape["peak_mb"], "checkpoint_mb": round(shape["checkpoint_mb"], 1)})
+            rows.append(
+                {
+                    "job": number,
+                    "overrides": [o for o in overrides if o.split("=", 1)[0] in swept],
+                    "seconds": round(cost["seconds"] + compose_s, 1),
+                    "train_seconds": round(cost["train"], 1),
+                    "eval_seconds": round(cost["eval"], 1),
+                    "fixed_seconds": round(cost["fixed"], 1),
+                    "peak_memory_mb": shape["peak_mb"],
+                    "checkpoint_mb": round(shape["checkpoint_mb"], 1),
+                }
+            )
     total = startup + sum(r["seconds"] for r in rows)
-    return {"total_seconds": round(total, 1), "startup_seconds": round(startup, 1), "jobs": rows,
-            "shapes": len(shapes), "profile_seconds": round(sum(s["profile_seconds"] for s in shapes.values()), 1),
-            "disk_mb": round(sum(r["checkpoint_mb"] for r in rows), 1),
-            "peak_memory_mb": max((r["peak_memory_mb"] or 0 for r in rows), default=0)}
+    return {
+        "total_seconds": round(total, 1),
+        "startup_seconds": round(startup, 1),
+        "jobs": rows,
+        "shapes": len(shapes),
+        "profile_seconds": round(sum(s["profile_seconds"] for s in shapes.values()), 1),
+        "disk_mb": round(sum(r["checkpoint_mb"] for r in rows), 1),
+        "peak_memory_mb": max((r["peak_memory_mb"] or 0 for r in rows), default=0),
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -185,13 +231,17 @@ def main(argv: list[str]) -> int:
         return 0
     result = estimate(argv)
     for row in result["jobs"]:
-        print(f"job {row['job']:>3}  {' '.join(row['overrides']) or '(defaults)':<40}  {row['seconds']:>8.1f} s"
-              f"  (train {row['train_seconds']:.1f}, eval {row['eval_seconds']:.1f}, fixed {row['fixed_seconds']:.1f})"
-              f"  peak {row['peak_memory_mb']} MB  checkpoints {row['checkpoint_mb']} MB")
+        print(
+            f"job {row['job']:>3}  {' '.join(row['overrides']) or '(defaults)':<40}  {row['seconds']:>8.1f} s"
+            f"  (train {row['train_seconds']:.1f}, eval {row['eval_seconds']:.1f}, fixed {row['fixed_seconds']:.1f})"
+            f"  peak {row['peak_memory_mb']} MB  checkpoints {row['checkpoint_mb']} MB"
+        )
     minutes = result["total_seconds"] / 60
-    print(f"total: {len(result['jobs'])} jobs, {result['total_seconds']:.0f} s ({minutes:.1f} min) on this machine "
-          f"(including {result['startup_seconds']:.0f} s start-up), checkpoints {result['disk_mb'] / 1024:.2f} GB on disk, "
-          f"peak memory {result['peak_memory_mb']} MB; profiled {result['shapes']} shape(s) in "
-          f"{result['profile_seconds']:.0f} s")
+    print(
+        f"total: {len(result['jobs'])} jobs, {result['total_seconds']:.0f} s ({minutes:.1f} min) on this machine "
+        f"(including {result['startup_seconds']:.0f} s start-up), checkpoints {result['disk_mb'] / 1024:.2f} GB on disk, "
+        f"peak memory {result['peak_memory_mb']} MB; profiled {result['shapes']} shape(s) in "
+        f"{result['profile_seconds']:.0f} s"
+    )
     print(json.dumps(result))
     return 0

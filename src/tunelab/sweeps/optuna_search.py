@@ -51,20 +51,25 @@ def study_direction(direction: str | None, config, monitor: str | None) -> str:
     metric, mode = OmegaConf.select(config, "task.metric"), OmegaConf.select(config, "task.metric_mode")
     follows_task = monitor in (None, metric)
     if direction is not None and str(direction) not in DIRECTIONS:
-        raise TunelabError(f"hydra.sweeper.direction must be maximize or minimize (or null: from task.metric_mode), "
-                           f"got '{direction}'.")
+        raise TunelabError(
+            f"hydra.sweeper.direction must be maximize or minimize (or null: from task.metric_mode), got '{direction}'."
+        )
     if direction is None:
         if not follows_task:
-            raise TunelabError(f"hydra.sweeper.monitor={monitor} is not task.metric ({metric}): say which way is "
-                               "better with hydra.sweeper.direction=maximize or minimize.")
+            raise TunelabError(
+                f"hydra.sweeper.monitor={monitor} is not task.metric ({metric}): say which way is "
+                "better with hydra.sweeper.direction=maximize or minimize."
+            )
         if mode not in ("min", "max"):
             raise TunelabError(f"task.metric_mode must be 'min' or 'max', got '{mode}'.")
         return DIRECTIONS[mode]
     direction = DIRECTIONS[str(direction)]
     if follows_task and mode in ("min", "max") and direction != DIRECTIONS[mode]:
-        raise TunelabError(f"hydra.sweeper.direction={direction} contradicts task.metric_mode={mode} of the followed "
-                           f"{metric}: the search would look for the worst trials. Drop hydra.sweeper.direction "
-                           "(it follows task.metric_mode) or set it to " + DIRECTIONS[mode] + ".")
+        raise TunelabError(
+            f"hydra.sweeper.direction={direction} contradicts task.metric_mode={mode} of the followed "
+            f"{metric}: the search would look for the worst trials. Drop hydra.sweeper.direction "
+            "(it follows task.metric_mode) or set it to " + DIRECTIONS[mode] + "."
+        )
     return direction
 
 
@@ -106,18 +111,36 @@ def _flow(spec) -> str:
 
     items = OmegaConf.to_container(spec, resolve=True).items()
     shown = {None: "null", True: "true", False: "false"}
-    return "{" + ", ".join(f"{k}: {shown.get(v, v) if not isinstance(v, (int, float)) or isinstance(v, bool) else v}"
-                           for k, v in items) + "}"
+    return (
+        "{"
+        + ", ".join(
+            f"{k}: {shown.get(v, v) if not isinstance(v, (int, float)) or isinstance(v, bool) else v}" for k, v in items
+        )
+        + "}"
+    )
 
 
-def run_search(sweeper, arguments: list[str], n_trials: int, n_jobs: int, params: dict, direction: str | None = None,
-               monitor: str | None = None, study_name: str = "tunelab", storage: str | None = None,
-               sampler=None, pruner=None, seeds_per_trial: int = 1):
+def run_search(
+    sweeper,
+    arguments: list[str],
+    n_trials: int,
+    n_jobs: int,
+    params: dict,
+    direction: str | None = None,
+    monitor: str | None = None,
+    study_name: str = "tunelab",
+    storage: str | None = None,
+    sampler=None,
+    pruner=None,
+    seeds_per_trial: int = 1,
+):
     import optuna
 
     if not params:
-        raise TunelabError("The Optuna sweeper has no search space: set hydra.sweeper.params "
-                           "(see sweeps/optuna_lr.yaml), e.g. optimizer.lr: {type: float, low: 1e-5, high: 3e-4, log: true}")
+        raise TunelabError(
+            "The Optuna sweeper has no search space: set hydra.sweeper.params "
+            "(see sweeps/optuna_lr.yaml), e.g. optimizer.lr: {type: float, low: 1e-5, high: 3e-4, log: true}"
+        )
     sweep_dir = Path(str(sweeper.config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     from omegaconf import OmegaConf
@@ -126,8 +149,14 @@ def run_search(sweeper, arguments: list[str], n_trials: int, n_jobs: int, params
     direction = study_direction(direction, sweeper.config, monitor)
     storage = storage or f"sqlite:///{(sweep_dir / 'optuna.db').resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=study_name, storage=storage, direction=direction, load_if_exists=True,
-                                sampler=_built(sampler), pruner=_built(pruner))
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        direction=direction,
+        load_if_exists=True,
+        sampler=_built(sampler),
+        pruner=_built(pruner),
+    )
     _requeue_interrupted(study)
     arguments, seeds = _trial_seeds(arguments, sweeper.config, seeds_per_trial)
     results = []
@@ -140,22 +169,34 @@ def run_search(sweeper, arguments: list[str], n_trials: int, n_jobs: int, params
         pruner_override = _flow(sweeper.config.hydra.sweeper.get("pruner"))
         for trial in trials:
             chosen = [f"{name}={suggest(trial, name, spec)!r}".replace("'", "") for name, spec in params.items()]
-            report = [f"{CALLBACK}._target_=tunelab.sweeps.optuna_search.ReportToOptuna",
-                      f"{CALLBACK}.storage='{storage}'", f"{CALLBACK}.study={study_name}",
-                      f"{CALLBACK}.trial={trial.number}", f"{CALLBACK}.monitor={monitor or 'null'}",
-                      f"{CALLBACK}.pruner={pruner_override}"]
+            report = [
+                f"{CALLBACK}._target_=tunelab.sweeps.optuna_search.ReportToOptuna",
+                f"{CALLBACK}.storage='{storage}'",
+                f"{CALLBACK}.study={study_name}",
+                f"{CALLBACK}.trial={trial.number}",
+                f"{CALLBACK}.monitor={monitor or 'null'}",
+                f"{CALLBACK}.pruner={pruner_override}",
+            ]
             # k seeds: k jobs (the first reports to the pruner: one curve per trial); the trial's value is their mean
             batch += [[*arguments, *chosen, *seed, *(report if i == 0 else [])] for i, seed in enumerate(seeds)]
         sweeper.validate_batch_is_legal(batch)
         returns = sweeper.launcher.launch(batch, initial_job_idx=trials[0].number * len(seeds))
         for j, trial in enumerate(trials):
-            state, value, note = _mean_outcome(trial, returns[j * len(seeds):(j + 1) * len(seeds)], monitor)
-            study.tell(trial, value if state == "complete" else None,
-                       state={"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED,
-                              "fail": optuna.trial.TrialState.FAIL}[state])
+            state, value, note = _mean_outcome(trial, returns[j * len(seeds) : (j + 1) * len(seeds)], monitor)
+            study.tell(
+                trial,
+                value if state == "complete" else None,
+                state={
+                    "complete": optuna.trial.TrialState.COMPLETE,
+                    "pruned": optuna.trial.TrialState.PRUNED,
+                    "fail": optuna.trial.TrialState.FAIL,
+                }[state],
+            )
             shown = ", ".join(f"{k}={v}" for k, v in trial.params.items())
-            print(f"[optuna] trial {trial.number} ({shown}): {state}"
-                  f"{f' {value:.4f}' if value is not None else ''}{f' - {note}' if note else ''}")
+            print(
+                f"[optuna] trial {trial.number} ({shown}): {state}"
+                f"{f' {value:.4f}' if value is not None else ''}{f' - {note}' if note else ''}"
+            )
         results.append(returns)
         finished += len(trials)
     _write_summary(study, sweep_dir / "optuna.json")
@@ -173,8 +214,10 @@ def _trial_seeds(arguments: list[str], config, k) -> tuple[list[str], list[list[
     try:
         base = int(given[-1] if given else config.seed)
     except ValueError:
-        raise TunelabError(f"hydra.sweeper.seeds_per_trial={k} runs seeds seed..seed+{k - 1}: seed must be one "
-                           f"integer, got '{given[-1]}'.") from None
+        raise TunelabError(
+            f"hydra.sweeper.seeds_per_trial={k} runs seeds seed..seed+{k - 1}: seed must be one "
+            f"integer, got '{given[-1]}'."
+        ) from None
     rest = [a for a in arguments if not a.startswith(("seed=", "+seed="))]
     return rest, [[f"seed={base + i}"] for i in range(k)]
 
@@ -210,16 +253,34 @@ def _requeue_interrupted(study) -> None:
 def _write_summary(study, path: Path) -> None:
     from optuna.trial import TrialState
 
-    trials = [{"number": t.number, "state": t.state.name.lower(), "value": t.value, "params": t.params,
-               "last_step": max(t.intermediate_values, default=None),
-               **({"seed_values": t.user_attrs["seed_values"]} if "seed_values" in t.user_attrs else {})} for t in study.trials]
+    trials = [
+        {
+            "number": t.number,
+            "state": t.state.name.lower(),
+            "value": t.value,
+            "params": t.params,
+            "last_step": max(t.intermediate_values, default=None),
+            **({"seed_values": t.user_attrs["seed_values"]} if "seed_values" in t.user_attrs else {}),
+        }
+        for t in study.trials
+    ]
     counts = {s.name.lower(): sum(t.state == s for t in study.trials) for s in TrialState}
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    best = {"number": study.best_trial.number, "value": study.best_value, "params": study.best_params} if complete else None
-    path.write_text(json.dumps({"direction": study.direction.name.lower(), "counts": counts, "best": best,
-                                "trials": trials}, indent=2) + "\n")
-    print(f"[optuna] {len(trials)} trials: {counts['complete']} complete, {counts['pruned']} pruned, "
-          f"{counts['fail']} failed; best {best}; study in {path}")
+    best = (
+        {"number": study.best_trial.number, "value": study.best_value, "params": study.best_params}
+        if complete
+        else None
+    )
+    path.write_text(
+        json.dumps(
+            {"direction": study.direction.name.lower(), "counts": counts, "best": best, "trials": trials}, indent=2
+        )
+        + "\n"
+    )
+    print(
+        f"[optuna] {len(trials)} trials: {counts['complete']} complete, {counts['pruned']} pruned, "
+        f"{counts['fail']} failed; best {best}; study in {path}"
+    )
 
 
 class ReportToOptuna(L.Callback):
@@ -246,8 +307,10 @@ class ReportToOptuna(L.Callback):
 
         monitor = self.monitor or getattr(best_checkpoint_callback(trainer), "monitor", None)
         if monitor not in trainer.callback_metrics:
-            raise TunelabError(f"Optuna follows '{monitor}', which this run does not log. "
-                               f"Logged: {', '.join(sorted(trainer.callback_metrics))}. Set hydra.sweeper.monitor.")
+            raise TunelabError(
+                f"Optuna follows '{monitor}', which this run does not log. "
+                f"Logged: {', '.join(sorted(trainer.callback_metrics))}. Set hydra.sweeper.monitor."
+            )
         value = float(trainer.callback_metrics[monitor])
         prune = False
         if trainer.is_global_zero:  # one report per validation, however many ranks

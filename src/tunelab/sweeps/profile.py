@@ -124,7 +124,9 @@ def _quiet_loggers():
     """The profile run's Lightning/transformers messages are the short run's, not the user's: hidden."""
     import logging
 
-    loggers = [logging.getLogger(name) for name in ("lightning", "lightning.pytorch", "lightning.fabric", "transformers")]
+    loggers = [
+        logging.getLogger(name) for name in ("lightning", "lightning.pytorch", "lightning.fabric", "transformers")
+    ]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
@@ -140,18 +142,28 @@ def profile(overrides: list[str], workdir: Path) -> dict:
     from tunelab.commands.train import train
 
     out = workdir / f"profile-{len(list(workdir.iterdir()))}"
-    cfg = compose_job(overrides, (f"paths.output_dir={out}", f"++trainer.limit_train_batches={PROFILE_TRAIN_BATCHES}",
-                                  f"++trainer.limit_val_batches={PROFILE_EVAL_BATCHES}",
-                                  f"++trainer.limit_test_batches={PROFILE_EVAL_BATCHES}",
-                                  f"++trainer.limit_predict_batches={PROFILE_EVAL_BATCHES}",
-                                  "trainer.max_epochs=1", "trainer.max_steps=-1", "++trainer.val_check_interval=1.0",
-                                  "+callbacks.estimate_timer._target_=tunelab.sweeps.profile.StepTimer",
-                                  "print_config=false"))
+    cfg = compose_job(
+        overrides,
+        (
+            f"paths.output_dir={out}",
+            f"++trainer.limit_train_batches={PROFILE_TRAIN_BATCHES}",
+            f"++trainer.limit_val_batches={PROFILE_EVAL_BATCHES}",
+            f"++trainer.limit_test_batches={PROFILE_EVAL_BATCHES}",
+            f"++trainer.limit_predict_batches={PROFILE_EVAL_BATCHES}",
+            "trainer.max_epochs=1",
+            "trainer.max_steps=-1",
+            "++trainer.val_check_interval=1.0",
+            "+callbacks.estimate_timer._target_=tunelab.sweeps.profile.StepTimer",
+            "print_config=false",
+        ),
+    )
     devices = cfg.trainer.get("devices", 1)
     if str(devices) not in ("1", "[0]") or cfg.trainer.get("num_nodes", 1) != 1:
         # Lightning would start the other ranks by re-running this command line: `tunelab estimate` itself
-        raise TunelabError(f"tunelab estimate profiles one process; this sweep's jobs run on trainer.devices={devices}. "
-                           "Estimate with trainer=cpu (or trainer.devices=1) and divide the train time by the devices.")
+        raise TunelabError(
+            f"tunelab estimate profiles one process; this sweep's jobs run on trainer.devices={devices}. "
+            "Estimate with trainer=cpu (or trainer.devices=1) and divide the train time by the devices."
+        )
     _reset_peak_memory()
     log = io.StringIO()
     started = time.perf_counter()
@@ -160,10 +172,18 @@ def profile(overrides: list[str], workdir: Path) -> dict:
     wall = time.perf_counter() - started
     timer = _CLASSES["StepTimer"].current
     summary = json.loads((out / "metrics.json").read_text())
-    checkpoints = sum(p.stat().st_size for p in (out / "checkpoints").rglob("*") if p.is_file()) \
-        if (out / "checkpoints").exists() else 0
+    checkpoints = (
+        sum(p.stat().st_size for p in (out / "checkpoints").rglob("*") if p.is_file())
+        if (out / "checkpoints").exists()
+        else 0
+    )
     measured = sum(t for _, t in timer.train) + sum(t for _, t in timer.eval)
-    return {"train": _fit(timer.train[1:] or timer.train), "eval": _fit(timer.eval[1:] or timer.eval),
-            "save": float(np.mean(timer.saves)) if timer.saves else 0.0, "fixed": max(0.0, wall - measured),
-            "peak_mb": _peak_memory_mb(summary.get("peak_memory_mb")), "checkpoint_mb": checkpoints / 2**20,
-            "profile_seconds": wall}
+    return {
+        "train": _fit(timer.train[1:] or timer.train),
+        "eval": _fit(timer.eval[1:] or timer.eval),
+        "save": float(np.mean(timer.saves)) if timer.saves else 0.0,
+        "fixed": max(0.0, wall - measured),
+        "peak_mb": _peak_memory_mb(summary.get("peak_memory_mb")),
+        "checkpoint_mb": checkpoints / 2**20,
+        "profile_seconds": wall,
+    }

@@ -11,28 +11,69 @@ from tunelab.sweeps import stats
 
 
 def _fmt(value) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else (
-        f"{value:.4f}" if isinstance(value, float) else str(value))
+    return (
+        ""
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else (f"{value:.4f}" if isinstance(value, float) else str(value))
+    )
 
 
-def tables(runs: list, groups: list, keys: list[str], metric: str, best,
-           over: tuple[str, ...] = ("seed",), tests: dict | None = None):
+def tables(
+    runs: list,
+    groups: list,
+    keys: list[str],
+    metric: str,
+    best,
+    over: tuple[str, ...] = ("seed",),
+    tests: dict | None = None,
+):
     """(runs header, runs rows, summary header, summary rows): plain lists, for print, CSV and Markdown."""
-    metric_names = sorted({m for run in runs for m in run.metrics if m.startswith("test/")}) or \
-        sorted({m for run in runs for m in run.metrics})
+    metric_names = sorted({m for run in runs for m in run.metrics if m.startswith("test/")}) or sorted(
+        {m for run in runs for m in run.metrics}
+    )
     best_runs = {id(r) for r in best.runs} if best else set()
     run_header = ["best", "run", "status", *keys, *metric_names]
-    run_rows = [["*" if id(r) in best_runs and r.status == "completed" else "", r.label, r.status,
-                 *[r.overrides.get(k, "") for k in keys], *[_fmt(r.metrics.get(m)) for m in metric_names]]
-                for r in runs]
+    run_rows = [
+        [
+            "*" if id(r) in best_runs and r.status == "completed" else "",
+            r.label,
+            r.status,
+            *[r.overrides.get(k, "") for k in keys],
+            *[_fmt(r.metrics.get(m)) for m in metric_names],
+        ]
+        for r in runs
+    ]
     config_keys = [k for k in keys if k not in over]
-    summary_header = ["best", *config_keys, f"{metric} mean", "std", "median", "n", "failed/unfinished",
-                      "ci95_low", "ci95_high", "p_vs_best", "test"]
+    summary_header = [
+        "best",
+        *config_keys,
+        f"{metric} mean",
+        "std",
+        "median",
+        "n",
+        "failed/unfinished",
+        "ci95_low",
+        "ci95_high",
+        "p_vs_best",
+        "test",
+    ]
     tests = tests or {}
     none = stats.Comparison("", 0, math.nan)
-    summary_rows = [["*" if g is best else "", *g.key, _fmt(g.mean), _fmt(g.std), _fmt(g.median), g.n,
-                     sum(r.status != "completed" for r in g.runs), *map(_fmt, g.ci95),
-                     _fmt(tests.get(id(g), none).p_holm), tests.get(id(g), none).test] for g in groups]
+    summary_rows = [
+        [
+            "*" if g is best else "",
+            *g.key,
+            _fmt(g.mean),
+            _fmt(g.std),
+            _fmt(g.median),
+            g.n,
+            sum(r.status != "completed" for r in g.runs),
+            *map(_fmt, g.ci95),
+            _fmt(tests.get(id(g), none).p_holm),
+            tests.get(id(g), none).test,
+        ]
+        for g in groups
+    ]
     return run_header, run_rows, summary_header, summary_rows
 
 
@@ -71,8 +112,9 @@ def _val_curve(run, metric: str) -> tuple[list[float], list[float]]:
     return steps, values
 
 
-def plot(path: Path, groups: list, keys: list[str], metric: str, mode: str, top: int,
-         over: tuple[str, ...] = ("seed",)) -> None:
+def plot(
+    path: Path, groups: list, keys: list[str], metric: str, mode: str, top: int, over: tuple[str, ...] = ("seed",)
+) -> None:
     """Left: the metric against the first swept key, one line per combination of the other keys
     (mean over seeds, error bars = the 95% confidence interval of the mean; none with one run).
     Right: validation curves of the top runs."""
@@ -95,8 +137,14 @@ def plot(path: Path, groups: list, keys: list[str], metric: str, mode: str, top:
         for other, points in sorted(lines.items()):
             points.sort()
             label = ", ".join(f"{k}={v}" for k, v in zip(others, other)) or metric
-            left.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points],
-                          marker="o", capsize=3, label=label)
+            left.errorbar(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                yerr=[p[2] for p in points],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
         xs = [p[0] for pts in lines.values() for p in pts]
         if xs and min(xs) > 0 and max(xs) / min(xs) >= 10:
             left.set_xscale("log")
@@ -127,5 +175,3 @@ def plot(path: Path, groups: list, keys: list[str], metric: str, mode: str, top:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-

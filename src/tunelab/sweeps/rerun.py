@@ -65,8 +65,11 @@ def rerun_top(sweep: str, result: dict, top: int, seeds: int) -> list[Path]:
     ranked = sorted((g for g in result["groups"] if g.values), key=lambda g: g.mean, reverse=mode == "max")[:top]
     if not ranked:
         raise TunelabError(f"No completed run in '{sweep}' to rerun.")
-    hydra_args = [str(o) for o in OmegaConf.select(OmegaConf.load(record), "hydra.overrides.hydra", default=[]) or []
-                  if not str(o).startswith(HYDRA_SKIP)]
+    hydra_args = [
+        str(o)
+        for o in OmegaConf.select(OmegaConf.load(record), "hydra.overrides.hydra", default=[]) or []
+        if not str(o).startswith(HYDRA_SKIP)
+    ]
     chosen = new_seeds(result["runs"], seeds)
     backup = record.read_bytes()
     made = []
@@ -75,8 +78,16 @@ def rerun_top(sweep: str, result: dict, top: int, seeds: int) -> list[Path]:
             first = next(r for r in group.runs if r.status == "completed")
             overrides = _recorded(first.path)
             print(f"rerun {rank + 1}/{len(ranked)}: {' '.join(overrides)} seed={','.join(map(str, chosen))}")
-            train.main(["-m", *overrides, f"seed={','.join(map(str, chosen))}", *hydra_args,
-                        f"hydra.sweep.dir={sweep_dir}", f"hydra.sweep.subdir=rerun-c{rank}-seed${{seed}}"])
+            train.main(
+                [
+                    "-m",
+                    *overrides,
+                    f"seed={','.join(map(str, chosen))}",
+                    *hydra_args,
+                    f"hydra.sweep.dir={sweep_dir}",
+                    f"hydra.sweep.subdir=rerun-c{rank}-seed${{seed}}",
+                ]
+            )
             made += [sweep_dir / f"rerun-c{rank}-seed{s}" for s in chosen]
             shutil.copyfile(record, sweep_dir / f"multirun.rerun-c{rank}.yaml")
     finally:

@@ -68,34 +68,49 @@ def cpus_per_task(num_workers) -> int:
     return 1 + int(num_workers or 0)
 
 
-for _name, _fn in {"tunelab.slurm_gpus": gpus_per_node, "tunelab.slurm_tasks": tasks_per_node,
-                   "tunelab.slurm_cpus": cpus_per_task}.items():
+for _name, _fn in {
+    "tunelab.slurm_gpus": gpus_per_node,
+    "tunelab.slurm_tasks": tasks_per_node,
+    "tunelab.slurm_cpus": cpus_per_task,
+}.items():
     OmegaConf.register_new_resolver(_name, _fn, replace=True)
 
 
 # sbatch's reason -> the launcher keys that change it (first match wins)
 REASONS = [
-    (r"gres|generic resource|gpu", ["gpus_per_node", "gpus_per_task", "gres"],
-     "GPUs asked on a cluster or partition without them; on CPUs use trainer.accelerator=cpu "
-     "(no GPU is requested then) or hydra.launcher.gpus_per_node=null"),
+    (
+        r"gres|generic resource|gpu",
+        ["gpus_per_node", "gpus_per_task", "gres"],
+        "GPUs asked on a cluster or partition without them; on CPUs use trainer.accelerator=cpu "
+        "(no GPU is requested then) or hydra.launcher.gpus_per_node=null",
+    ),
     (r"memory", ["mem_gb", "mem_per_cpu", "mem_per_gpu"], "more memory than a node has"),
     (r"processors|cpu", ["cpus_per_task", "tasks_per_node"], "more CPUs than a node has"),
     (r"partition", ["partition"], "see `sinfo -s` for the partitions"),
     (r"account|association", ["account"], "see `sacctmgr show assoc user=$USER`"),
     (r"qos", ["qos"], "see `sacctmgr show qos`"),
     (r"time limit", ["timeout_min"], "longer than the partition allows (`sinfo -s` shows its limit)"),
-    (r"node configuration|constraint|feature", ["cpus_per_task", "mem_gb", "gpus_per_node", "constraint"],
-     "no node has all of these at once"),
-    (r"contact slurm controller|connection refused|unable to contact", [],
-     "the SLURM controller does not answer: is the cluster up? (`sinfo`; locally: scripts/slurm-local.sh start)"),
+    (
+        r"node configuration|constraint|feature",
+        ["cpus_per_task", "mem_gb", "gpus_per_node", "constraint"],
+        "no node has all of these at once",
+    ),
+    (
+        r"contact slurm controller|connection refused|unable to contact",
+        [],
+        "the SLURM controller does not answer: is the cluster up? (`sinfo`; locally: scripts/slurm-local.sh start)",
+    ),
 ]
 
 
 def sbatch_refusal(stderr: str, params: dict) -> TunelabError:
     """One paragraph for a refused submission: sbatch's reason, the key(s) to change, their values now."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    reason = "; ".join(re.sub(r"^sbatch: error: (Batch job submission failed: )?", "", line)
-                       for line in lines if "error" in line.lower()) or (lines[-1] if lines else "no reason given")
+    reason = "; ".join(
+        re.sub(r"^sbatch: error: (Batch job submission failed: )?", "", line)
+        for line in lines
+        if "error" in line.lower()
+    ) or (lines[-1] if lines else "no reason given")
     keys, hint = [], "check the hydra.launcher.* values against `sinfo -o '%P %c %m %G'`"
     for pattern, candidates, why in REASONS:
         if re.search(pattern, reason, re.IGNORECASE):
@@ -105,8 +120,9 @@ def sbatch_refusal(stderr: str, params: dict) -> TunelabError:
     now = ", ".join(f"hydra.launcher.{k}={params.get(k)}" for k in set_keys)
     change = f" Change {' / '.join('hydra.launcher.' + k for k in keys)} (now: {now})" if keys else ""
     return TunelabError(
-        f"SLURM refused the sweep's jobs: sbatch said \"{reason}\" ({hint}).{change} on the command line, "
-        "or for this machine in conf/local/slurm.yaml. Nothing was submitted.")
+        f'SLURM refused the sweep\'s jobs: sbatch said "{reason}" ({hint}).{change} on the command line, '
+        "or for this machine in conf/local/slurm.yaml. Nothing was submitted."
+    )
 
 
 def squeue_watcher(delay_s: int = 600):
@@ -127,8 +143,11 @@ def squeue_watcher(delay_s: int = 600):
                 return
             self._num_calls += 1
             self._last_status_check = time.time()
-            out = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%T|%N",
-                                  f"--jobs={','.join(ids)}"], capture_output=True, text=True)
+            out = subprocess.run(
+                ["squeue", "--states=all", "--noheader", "--format=%i|%T|%N", f"--jobs={','.join(ids)}"],
+                capture_output=True,
+                text=True,
+            )
             if out.returncode != 0 and "Invalid job id" not in out.stderr:
                 return  # controller busy or down: keep the states we have, ask again later
             info = self.read_info("JobID|State|NodeList\n" + out.stdout)
@@ -154,9 +173,11 @@ PREEMPT_SIGNAL = "USR1"
 # tasks. Without it a signal sent to the batch shell only (`scancel --signal=USR1 --batch`,
 # `--signal=B:USR1@N`) kills bash (its default for SIGUSR1) and the job with it. srun runs in the
 # background because bash runs a trap only once the foreground command has ended.
-FORWARD_USR1 = ('srun() { command srun "$@" & local pid=$! rc; trap "kill -USR1 $pid" USR1; '
-                'while wait $pid; rc=$?; [ $rc -gt 128 ] && kill -0 $pid 2>/dev/null; do :; done; '
-                'trap - USR1; return $rc; }')
+FORWARD_USR1 = (
+    'srun() { command srun "$@" & local pid=$! rc; trap "kill -USR1 $pid" USR1; '
+    "while wait $pid; rc=$?; [ $rc -gt 128 ] && kill -0 $pid 2>/dev/null; do :; done; "
+    "trap - USR1; return $rc; }"
+)
 
 
 def _prepare_submitit() -> None:
@@ -199,8 +220,11 @@ def hand_over_preemption(error: BaseException) -> None:
     """
     from tunelab.callbacks import PreemptedError
 
-    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm" or not isinstance(error, PreemptedError) \
-            or error.signal_name != "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", PREEMPT_SIGNAL):
+    if (
+        os.environ.get("SUBMITIT_EXECUTOR") != "slurm"
+        or not isinstance(error, PreemptedError)
+        or error.signal_name != "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", PREEMPT_SIGNAL)
+    ):
         return
     signum = getattr(signal, error.signal_name)
     handler = signal.getsignal(signum)
@@ -221,7 +245,8 @@ def _stopped_job_says_resume(ret, number: int):
         ret._return_value = TunelabError(
             f"Job #{number} of the sweep was stopped by {error.signal_name} (scancel, or a preemption) after "
             f"saving {error.saved}.\nRerun the same command plus resume=true: finished jobs are skipped, "
-            "interrupted ones continue from their last.ckpt.")
+            "interrupted ones continue from their last.ckpt."
+        )
     return ret
 
 
@@ -244,15 +269,22 @@ def install() -> None:
         from submitit.core.utils import FailedJobError, UncompletedJobError
 
         _prepare_submitit()
-        self.params["setup"] = [FORWARD_USR1, *[line for line in self.params.get("setup") or [] if line != FORWARD_USR1]]
+        self.params["setup"] = [
+            FORWARD_USR1,
+            *[line for line in self.params.get("setup") or [] if line != FORWARD_USR1],
+        ]
         try:
             with _quiet_sbatch():
-                return [_stopped_job_says_resume(ret, initial_job_idx + i)
-                        for i, ret in enumerate(original(self, job_overrides, initial_job_idx))]
+                return [
+                    _stopped_job_says_resume(ret, initial_job_idx + i)
+                    for i, ret in enumerate(original(self, job_overrides, initial_job_idx))
+                ]
         except FileNotFoundError as error:
-            raise TunelabError(f"hydra/launcher=slurm needs SLURM's commands here ({error.filename} is missing): "
-                               "run the sweep on the cluster's login node, or start a local one-node "
-                               "cluster with scripts/slurm-local.sh start.") from None
+            raise TunelabError(
+                f"hydra/launcher=slurm needs SLURM's commands here ({error.filename} is missing): "
+                "run the sweep on the cluster's login node, or start a local one-node "
+                "cluster with scripts/slurm-local.sh start."
+            ) from None
         except FailedJobError as error:
             message = str(error)
             if "failed during processing" not in message:  # sbatch itself failed: nothing was submitted
@@ -263,13 +295,15 @@ def install() -> None:
                 f"A SLURM job of the sweep failed outside training: {last}\nIts log is in "
                 f"{self.config.hydra.sweep.dir}/.submitit/. Raise hydra.launcher.timeout_min or "
                 "hydra.launcher.max_num_timeout if it ran out of time, then rerun the same command plus "
-                "resume=true.") from None
+                "resume=true."
+            ) from None
         except UncompletedJobError as error:  # cancelled, killed, node failure: no result came back
             first = " ".join(str(error).strip().splitlines()[:2])
             raise TunelabError(
                 f"A SLURM job of the sweep ended without a result: {first}\nIts log is in "
                 f"{self.config.hydra.sweep.dir}/.submitit/. Rerun the same command plus resume=true: finished "
-                "jobs are skipped, interrupted ones continue from their last.ckpt.") from None
+                "jobs are skipped, interrupted ones continue from their last.ckpt."
+            ) from None
 
     launch._tunelab = True
     SlurmLauncher.launch = launch

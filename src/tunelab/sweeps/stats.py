@@ -37,9 +37,9 @@ def confidence_interval(values: list[float], level: float = 0.95) -> tuple[float
 
 @dataclass
 class Comparison:
-    test: str          # "paired t" / "Welch t" / "" (not enough runs)
-    n_pairs: int       # runs paired by seed (paired test), else 0
-    p: float           # raw two-sided p-value
+    test: str  # "paired t" / "Welch t" / "" (not enough runs)
+    n_pairs: int  # runs paired by seed (paired test), else 0
+    p: float  # raw two-sided p-value
     p_holm: float = math.nan
 
 
@@ -95,7 +95,7 @@ def compare_to_best(best: dict, others: list[dict]) -> list[Comparison]:
 @dataclass
 class ExampleTest:
     rows: int
-    delta: float            # mean per-example score of the best minus the runner-up's
+    delta: float  # mean per-example score of the best minus the runner-up's
     ci95: tuple[float, float]
     p_bootstrap: float
     mcnemar: list[tuple[str, int, int, float]]  # (pairing key, best right only, runner-up right only, p)
@@ -134,8 +134,11 @@ def per_example(best_runs: dict, other_runs: dict, higher_is_better: bool = True
     score averaged over the configuration's runs (so every seed counts, and rows stay the unit resampled);
     McNemar needs one right/wrong per row, so it is run per pair of runs sharing a seed (the first runs if
     none share one)."""
-    rows = set.intersection(*(set(r) for r in [*best_runs.values(), *other_runs.values()])) \
-        if best_runs and other_runs else set()
+    rows = (
+        set.intersection(*(set(r) for r in [*best_runs.values(), *other_runs.values()]))
+        if best_runs and other_runs
+        else set()
+    )
     if not rows:
         return None
     rows = sorted(rows, key=str)
@@ -146,39 +149,49 @@ def per_example(best_runs: dict, other_runs: dict, higher_is_better: bool = True
     a, b = mean_score(best_runs), mean_score(other_runs)
     delta, ci, p = paired_bootstrap(a, b) if higher_is_better else paired_bootstrap(-a, -b)
     tests = []
-    pairs = [(k, k) for k in sorted(set(best_runs) & set(other_runs), key=str)] or \
-        [(next(iter(best_runs)), next(iter(other_runs)))]
+    pairs = [(k, k) for k in sorted(set(best_runs) & set(other_runs), key=str)] or [
+        (next(iter(best_runs)), next(iter(other_runs)))
+    ]
     for ka, kb in pairs:
         ra, rb = best_runs[ka], other_runs[kb]
         if any(ra[r][1] is None or rb[r][1] is None for r in rows):
             break  # no right/wrong per row (a regression): McNemar does not apply
         key = str(ka) if ka == kb else f"{ka} vs {kb}"
-        tests.append((key, *mcnemar(np.array([ra[r][1] for r in rows], bool), np.array([rb[r][1] for r in rows], bool))))
+        tests.append(
+            (key, *mcnemar(np.array([ra[r][1] for r in rows], bool), np.array([rb[r][1] for r in rows], bool)))
+        )
     return ExampleTest(len(rows), delta, ci, p, tests)
 
 
 def verdict(best_label: str, runner_label: str, comparison: Comparison, alpha: float = ALPHA) -> str:
     """One sentence: is the best significantly better than the runner-up?"""
     if not comparison.test:
-        return (f"Not enough runs to test whether {best_label} beats the runner-up {runner_label}: "
-                "each needs at least 2 seeds (rerun with --rerun-top 2 --seeds K).")
+        return (
+            f"Not enough runs to test whether {best_label} beats the runner-up {runner_label}: "
+            "each needs at least 2 seeds (rerun with --rerun-top 2 --seeds K)."
+        )
     significant = comparison.p_holm < alpha
-    return (f"The best ({best_label}) is {'' if significant else 'NOT '}significantly better than the runner-up "
-            f"({runner_label}) at alpha {alpha}: {comparison.test}-test"
-            f"{f' on {comparison.n_pairs} shared seeds' if comparison.n_pairs else ''}, "
-            f"Holm-corrected p = {comparison.p_holm:.3g}.")
+    return (
+        f"The best ({best_label}) is {'' if significant else 'NOT '}significantly better than the runner-up "
+        f"({runner_label}) at alpha {alpha}: {comparison.test}-test"
+        f"{f' on {comparison.n_pairs} shared seeds' if comparison.n_pairs else ''}, "
+        f"Holm-corrected p = {comparison.p_holm:.3g}."
+    )
 
 
 def describe_examples(test: ExampleTest | None, measure: str, alpha: float = ALPHA) -> str:
     """The per-example evidence in one sentence (or why there is none)."""
     if test is None:
-        return ("No per-example test: the best and the runner-up need test_predictions.jsonl on shared test rows "
-                "(written by every classification, multiple-choice and regression run).")
+        return (
+            "No per-example test: the best and the runner-up need test_predictions.jsonl on shared test rows "
+            "(written by every classification, multiple-choice and regression run)."
+        )
     low, high = test.ci95
-    mcnemar = "; ".join(f"{key}: {a} vs {b} rows, p = {p:.3g}"
-                        for key, a, b, p in test.mcnemar)
-    return (f"Per example ({test.rows} shared test rows, each row's {measure} averaged over a configuration's runs; "
-            "test-set noise only, these runs held fixed): "
-            f"best - runner-up = {test.delta:+.4f} (95% CI {low:+.4f} to {high:+.4f}), paired bootstrap p = "
-            f"{test.p_bootstrap:.3g} ({'' if test.p_bootstrap < alpha else 'not '}significant at {alpha})"
-            + (f"; exact McNemar (rows only one run got right) {mcnemar}." if mcnemar else "."))
+    mcnemar = "; ".join(f"{key}: {a} vs {b} rows, p = {p:.3g}" for key, a, b, p in test.mcnemar)
+    return (
+        f"Per example ({test.rows} shared test rows, each row's {measure} averaged over a configuration's runs; "
+        "test-set noise only, these runs held fixed): "
+        f"best - runner-up = {test.delta:+.4f} (95% CI {low:+.4f} to {high:+.4f}), paired bootstrap p = "
+        f"{test.p_bootstrap:.3g} ({'' if test.p_bootstrap < alpha else 'not '}significant at {alpha})"
+        + (f"; exact McNemar (rows only one run got right) {mcnemar}." if mcnemar else ".")
+    )

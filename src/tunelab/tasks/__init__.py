@@ -9,5 +9,13 @@ from tunelab.tasks.regression import Regression
 from tunelab.tasks.seq2seq import Seq2Seq
 from tunelab.tasks.token_classification import TokenClassification
 
-__all__ = ["Task", "CausalLM", "MultipleChoice", "SequenceClassification", "QuestionAnswering", "Regression", "Seq2Seq",
-           "TokenClassification"]
+__all__ = [
+    "Task",
+    "CausalLM",
+    "MultipleChoice",
+    "SequenceClassification",
+    "QuestionAnswering",
+    "Regression",
+    "Seq2Seq",
+    "TokenClassification",
+]

@@ -57,8 +57,14 @@ class CausalLM(Task):
     optional_columns = ("prompt",)
     non_model_keys = ("labels", "idx", "length", "prompt_length")
 
-    def __init__(self, chat_template: bool = True, max_new_tokens: int = 32, num_samples: int = 2,
-                 metric: str = "val/perplexity", metric_mode: str = "min"):
+    def __init__(
+        self,
+        chat_template: bool = True,
+        max_new_tokens: int = 32,
+        num_samples: int = 2,
+        metric: str = "val/perplexity",
+        metric_mode: str = "min",
+    ):
         super().__init__(metric, metric_mode)
         from transformers import AutoModelForCausalLM
 
@@ -86,16 +92,21 @@ class CausalLM(Task):
     # ---- features
     def prompt_ids(self, prompt: str, tokenizer) -> list[int]:
         if self.chat_template and getattr(tokenizer, "chat_template", None):
-            return list(tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=True,
-                                                      add_generation_prompt=True, return_dict=False))
+            return list(
+                tokenizer.apply_chat_template(
+                    [{"role": "user", "content": prompt}], tokenize=True, add_generation_prompt=True, return_dict=False
+                )
+            )
         return tokenizer(prompt + "\n", add_special_tokens=False)["input_ids"]
 
     def preprocess(self, examples, tokenizer, max_length):
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id  # BERT: [SEP]
         if eos is None:
-            raise TunelabError(f"The tokenizer of this backbone ({type(tokenizer).__name__}) has no end-of-sequence "
-                               "token, so a causal LM cannot learn where a text ends. Use a decoder backbone "
-                               "(e.g. model=smollm2).")
+            raise TunelabError(
+                f"The tokenizer of this backbone ({type(tokenizer).__name__}) has no end-of-sequence "
+                "token, so a causal LM cannot learn where a text ends. Use a decoder backbone "
+                "(e.g. model=smollm2)."
+            )
         features = {"input_ids": [], "attention_mask": [], "labels": [], "prompt_length": [], "length": []}
         prompts = examples.get("prompt")
         for i, text in enumerate(examples["text"]):
@@ -108,8 +119,10 @@ class CausalLM(Task):
                 if not isinstance(prompts[i], str) or not prompts[i].strip():
                     raise TunelabError(f"Row {row}: empty prompt. Fill or drop that row.")
                 if not text.strip():
-                    raise TunelabError(f"Row {row}: empty target text for prompt {prompts[i][:60]!r}: nothing to "
-                                       "learn. Fill or drop that row.")
+                    raise TunelabError(
+                        f"Row {row}: empty target text for prompt {prompts[i][:60]!r}: nothing to "
+                        "learn. Fill or drop that row."
+                    )
                 prompt = self.prompt_ids(prompts[i], tokenizer)
                 target = tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]
             else:  # plain text: everything is scored; generation continues the text
@@ -117,12 +130,14 @@ class CausalLM(Task):
                     raise TunelabError(f"Row {row}: empty text: nothing to learn. Fill or drop that row.")
                 prompt, target = [], tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]
             if len(prompt) >= max_length:
-                raise TunelabError(f"Row {row}: the prompt is {len(prompt)} tokens, but data.max_length is "
-                                   f"{max_length}: no room for the response. Raise data.max_length or shorten it.")
+                raise TunelabError(
+                    f"Row {row}: the prompt is {len(prompt)} tokens, but data.max_length is "
+                    f"{max_length}: no room for the response. Raise data.max_length or shorten it."
+                )
             ids = (prompt + target)[:max_length]
             features["input_ids"].append(ids)
             features["attention_mask"].append([1] * len(ids))
-            features["labels"].append([-100] * len(prompt) + ids[len(prompt):])
+            features["labels"].append([-100] * len(prompt) + ids[len(prompt) :])
             # generation starts after the prompt, or (plain text) before the final token
             features["prompt_length"].append(len(prompt) if prompt else max(1, len(ids) - 1))
             features["length"].append(len(ids))
@@ -150,27 +165,41 @@ class CausalLM(Task):
         for i in range(len(batch["input_ids"])):
             if len(self._samples) < self.num_samples:
                 n, scored = int(batch["prompt_length"][i]), batch["labels"][i]
-                self._samples.append({"prompt_ids": batch["input_ids"][i, :n],
-                                      "reference_ids": scored[scored != -100]})
+                self._samples.append({"prompt_ids": batch["input_ids"][i, :n], "reference_ids": scored[scored != -100]})
 
     # ---- generation
     def generate(self, model, prompt_ids: torch.Tensor) -> str:
         tok = self.tokenizer
-        out = model.generate(input_ids=prompt_ids[None], attention_mask=torch.ones_like(prompt_ids)[None],
-                             max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
-        return tok.decode(out[0, len(prompt_ids):], skip_special_tokens=True)
+        out = model.generate(
+            input_ids=prompt_ids[None],
+            attention_mask=torch.ones_like(prompt_ids)[None],
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+        )
+        return tok.decode(out[0, len(prompt_ids) :], skip_special_tokens=True)
 
     def on_eval_epoch_end(self, module, split):
         samples, self._samples = self._samples, []
-        if split != "val" or not samples or self.tokenizer is None \
-                or module.trainer.sanity_checking or not module.trainer.is_global_zero:  # one writer under DDP
+        if (
+            split != "val"
+            or not samples
+            or self.tokenizer is None
+            or module.trainer.sanity_checking
+            or not module.trainer.is_global_zero
+        ):  # one writer under DDP
             return
         lines = []
         for sample in samples:
-            lines.append({"epoch": module.current_epoch, "step": module.global_step,
-                          "prompt": self.tokenizer.decode(sample["prompt_ids"], skip_special_tokens=True),
-                          "generated": self.generate(module.model, sample["prompt_ids"]),
-                          "reference": self.tokenizer.decode(sample["reference_ids"], skip_special_tokens=True)})
+            lines.append(
+                {
+                    "epoch": module.current_epoch,
+                    "step": module.global_step,
+                    "prompt": self.tokenizer.decode(sample["prompt_ids"], skip_special_tokens=True),
+                    "generated": self.generate(module.model, sample["prompt_ids"]),
+                    "reference": self.tokenizer.decode(sample["reference_ids"], skip_special_tokens=True),
+                }
+            )
             print(f"[sample] {lines[-1]['prompt'][-80:]!r} -> {lines[-1]['generated']!r}")
         path = Path(module.trainer.default_root_dir) / "samples.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +210,7 @@ class CausalLM(Task):
         model = outputs.model
         results = []
         for i in range(len(batch["input_ids"])):
-            prompt = batch["input_ids"][i, :int(batch["prompt_length"][i])]
+            prompt = batch["input_ids"][i, : int(batch["prompt_length"][i])]
             results.append({"generated": self.generate(model, prompt)})
         return results
 

@@ -59,9 +59,17 @@ class SequenceClassification(Task):
     optional_columns = ("text_pair",)
     required_columns = ("text", "label")
 
-    def __init__(self, labels: list | None = None, multi_label: bool = False, label_smoothing: float = 0.0,
-                 label_separator: str = ",", threshold: float = 0.5, positive_label: str | int | None = None,
-                 metric: str = "val/accuracy", metric_mode: str = "max"):
+    def __init__(
+        self,
+        labels: list | None = None,
+        multi_label: bool = False,
+        label_smoothing: float = 0.0,
+        label_separator: str = ",",
+        threshold: float = 0.5,
+        positive_label: str | int | None = None,
+        metric: str = "val/accuracy",
+        metric_mode: str = "max",
+    ):
         super().__init__(metric, metric_mode)
         from transformers import AutoModelForSequenceClassification
 
@@ -75,13 +83,19 @@ class SequenceClassification(Task):
         self.label_separator = label_separator
         self.threshold = threshold
         if positive_label is not None and multi_label:
-            raise TunelabError("task.positive_label (binary F1 of one label) is for single-label classification; "
-                               "multi-label runs report f1_macro and f1_micro. Set task.positive_label=null.")
+            raise TunelabError(
+                "task.positive_label (binary F1 of one label) is for single-label classification; "
+                "multi-label runs report f1_macro and f1_micro. Set task.positive_label=null."
+            )
         self.positive_label = None if positive_label is None else str(positive_label)
 
     def fingerprint(self) -> dict:
-        return {**super().fingerprint(), "configured_labels": self._configured_labels, "multi_label": self.multi_label,
-                "label_separator": self.label_separator}
+        return {
+            **super().fingerprint(),
+            "configured_labels": self._configured_labels,
+            "multi_label": self.multi_label,
+            "label_separator": self.label_separator,
+        }
 
     # ---- labels
     def _as_label_list(self, value) -> list:
@@ -132,7 +146,9 @@ class SequenceClassification(Task):
     def _label_id(self, value, label2id) -> int:
         if getattr(self, "_class_label", False) and isinstance(value, int):
             if not 0 <= value < len(self.labels):
-                raise TunelabError(f"Label id {value} is out of range: the labels are 0..{len(self.labels) - 1} {self.labels}.")
+                raise TunelabError(
+                    f"Label id {value} is out of range: the labels are 0..{len(self.labels) - 1} {self.labels}."
+                )
             return value
         key = str(value)
         if key not in label2id:
@@ -167,23 +183,33 @@ class SequenceClassification(Task):
 
     def metrics(self):
         from torchmetrics import MetricCollection
-        from torchmetrics.classification import (MulticlassAccuracy, MulticlassF1Score, MultilabelExactMatch,
-                                                 MultilabelF1Score)
+        from torchmetrics.classification import (
+            MulticlassAccuracy,
+            MulticlassF1Score,
+            MultilabelExactMatch,
+            MultilabelF1Score,
+        )
 
         n = len(self.labels)
         if self.multi_label:
-            return MetricCollection({
-                "accuracy": MultilabelExactMatch(num_labels=n, threshold=self.threshold),
-                "f1_macro": MultilabelF1Score(num_labels=n, average="macro", threshold=self.threshold),
-                "f1_micro": MultilabelF1Score(num_labels=n, average="micro", threshold=self.threshold),
-            })
-        metrics = {"accuracy": MulticlassAccuracy(num_classes=n, average="micro"),
-                   "f1_macro": MulticlassF1Score(num_classes=n, average="macro")}
+            return MetricCollection(
+                {
+                    "accuracy": MultilabelExactMatch(num_labels=n, threshold=self.threshold),
+                    "f1_macro": MultilabelF1Score(num_labels=n, average="macro", threshold=self.threshold),
+                    "f1_micro": MultilabelF1Score(num_labels=n, average="micro", threshold=self.threshold),
+                }
+            )
+        metrics = {
+            "accuracy": MulticlassAccuracy(num_classes=n, average="micro"),
+            "f1_macro": MulticlassF1Score(num_classes=n, average="macro"),
+        }
         if self.positive_label is not None:
             if self.positive_label not in self.labels:
-                raise TunelabError(f"task.positive_label={self.positive_label!r} is not one of the labels {self.labels} "
-                                   "(from the training split or task.labels). Name one of them, e.g. "
-                                   f"task.positive_label={self.labels[-1]}.")
+                raise TunelabError(
+                    f"task.positive_label={self.positive_label!r} is not one of the labels {self.labels} "
+                    "(from the training split or task.labels). Name one of them, e.g. "
+                    f"task.positive_label={self.labels[-1]}."
+                )
             metrics["f1"] = PositiveClassF1(self.labels.index(self.positive_label))
         return MetricCollection(metrics)
 
@@ -198,8 +224,13 @@ class SequenceClassification(Task):
         logits = outputs.logits.float()
         if self.multi_label:
             probs = torch.sigmoid(logits).tolist()
-            return [{"labels": [self.labels[j] for j, p in enumerate(row) if p >= self.threshold],
-                     "scores": {self.labels[j]: round(p, 6) for j, p in enumerate(row)}} for row in probs]
+            return [
+                {
+                    "labels": [self.labels[j] for j, p in enumerate(row) if p >= self.threshold],
+                    "scores": {self.labels[j]: round(p, 6) for j, p in enumerate(row)},
+                }
+                for row in probs
+            ]
         probs = torch.softmax(logits, -1)
         score, best = probs.max(-1)
         return [{"label": self.labels[b], "score": s} for b, s in zip(best.tolist(), score.tolist())]

@@ -37,10 +37,15 @@ class ChoiceCollator:
                 continue
             pad = self.pad if key == "input_ids" else 0
             filler = [1 if key == "attention_mask" else pad] + [pad] * (width - 1)
-            batch[key] = torch.tensor([[list(seq) + [pad] * (width - len(seq)) for seq in r[key]]
-                                       + [filler] * (n_choices - len(r[key])) for r in rows])
-        batch["choice_mask"] = torch.tensor([[1] * len(r["input_ids"]) + [0] * (n_choices - len(r["input_ids"]))
-                                             for r in rows], dtype=torch.bool)
+            batch[key] = torch.tensor(
+                [
+                    [list(seq) + [pad] * (width - len(seq)) for seq in r[key]] + [filler] * (n_choices - len(r[key]))
+                    for r in rows
+                ]
+            )
+        batch["choice_mask"] = torch.tensor(
+            [[1] * len(r["input_ids"]) + [0] * (n_choices - len(r["input_ids"])) for r in rows], dtype=torch.bool
+        )
         for key in ("labels", "idx", "length"):
             if key in rows[0]:
                 batch[key] = torch.tensor([r[key] for r in rows])
@@ -69,8 +74,10 @@ class MultipleChoice(Task):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TunelabError(f"Row {row}: label {value!r} is not a choice index (an integer 0..{n_choices - 1}).")
         if not 0 <= value < n_choices:
-            raise TunelabError(f"Row {row}: label {value} is not an index of its {n_choices} choices "
-                               f"(0..{n_choices - 1}). Fix the data (labels count from 0).")
+            raise TunelabError(
+                f"Row {row}: label {value} is not an index of its {n_choices} choices "
+                f"(0..{n_choices - 1}). Fix the data (labels count from 0)."
+            )
         return value
 
     def preprocess(self, examples, tokenizer, max_length):
@@ -89,8 +96,9 @@ class MultipleChoice(Task):
             if any(not isinstance(c, str) or not c.strip() for c in choices):
                 raise TunelabError(f"Row {row}: an empty choice in {list(choices)!r}. Every choice needs text.")
             question = questions[i] if questions is not None else None
-            seconds = [f"{question} {c}".strip() if isinstance(question, str) and question.strip() else c
-                       for c in choices]
+            seconds = [
+                f"{question} {c}".strip() if isinstance(question, str) and question.strip() else c for c in choices
+            ]
             enc = tokenizer([text] * len(choices), seconds, truncation=True, max_length=max_length)
             for key in enc:
                 features.setdefault(key, []).append(enc[key])
@@ -126,7 +134,7 @@ class MultipleChoice(Task):
         probs = torch.softmax(self.scores(outputs, batch), -1)
         results = []
         for row, choices in enumerate(batch["choices"]):
-            p = probs[row, :len(choices)]
+            p = probs[row, : len(choices)]
             best = int(p.argmax())
             results.append({"choice": best, "text": choices[best], "scores": [round(float(x), 6) for x in p]})
         return results

@@ -19,6 +19,7 @@ import string
 
 import torch
 import torch.nn.functional as F
+
 from tunelab.errors import TunelabError
 from tunelab.tasks.base import Task
 from tunelab.tasks.object_metric import ObjectListMetric
@@ -61,10 +62,16 @@ MAX_N_BEST = 5  # candidates reported per question by predict
 def merge_windows(best: dict | None, window: dict, null_threshold: float = 0.0) -> dict:
     """Combine two windows' answers of one question: best span anywhere, lowest [CLS] score."""
     if best is not None:
-        span = best["span"] if (best["span"] or {}).get("score", -1e9) >= (window["span"] or {}).get("score", -1e9) \
+        span = (
+            best["span"]
+            if (best["span"] or {}).get("score", -1e9) >= (window["span"] or {}).get("score", -1e9)
             else window["span"]
-        window = {"span": span, "null_score": min(best["null_score"], window["null_score"]),
-                  "n_best": sorted(best["n_best"] + window["n_best"], key=lambda c: -c["score"])[:MAX_N_BEST]}
+        )
+        window = {
+            "span": span,
+            "null_score": min(best["null_score"], window["null_score"]),
+            "n_best": sorted(best["n_best"] + window["n_best"], key=lambda c: -c["score"])[:MAX_N_BEST],
+        }
     span = window["span"]
     answer = span["text"] if span and span["score"] > window["null_score"] + null_threshold else ""
     return {**window, "answer": answer}
@@ -92,13 +99,22 @@ class SquadMetric(ObjectListMetric):
 
 class QuestionAnswering(Task):
     name = "question_answering"
-    pipeline_task = None  # transformers 5 removed the question-answering pipeline; AutoModelForQuestionAnswering loads the export
+    pipeline_task = (
+        None  # transformers 5 removed the question-answering pipeline; AutoModelForQuestionAnswering loads the export
+    )
     required_columns = ("question", "context")
     optional_columns = ("answers", "id")
     non_model_keys = ("labels", "idx", "length", "start_positions", "end_positions", "offsets", "context", "golds")
 
-    def __init__(self, doc_stride: int = 64, n_best: int = 20, max_answer_tokens: int = 30,
-                 null_threshold: float = 0.0, metric: str = "val/f1", metric_mode: str = "max"):
+    def __init__(
+        self,
+        doc_stride: int = 64,
+        n_best: int = 20,
+        max_answer_tokens: int = 30,
+        null_threshold: float = 0.0,
+        metric: str = "val/f1",
+        metric_mode: str = "max",
+    ):
         super().__init__(metric, metric_mode)
         from transformers import AutoModelForQuestionAnswering
 
@@ -118,11 +134,13 @@ class QuestionAnswering(Task):
         if len(texts) != len(starts):
             raise TunelabError(f"Row {row}: answers has {len(texts)} texts but {len(starts)} answer_start values.")
         for text, start in zip(texts, starts):
-            if not text or context[start:start + len(text)] != text:
+            if not text or context[start : start + len(text)] != text:
                 found = context.find(text) if text else -1
                 hint = f" (it occurs at {found}; fix answer_start)" if found >= 0 else ""
-                raise TunelabError(f"Row {row}: the answer {text!r} is not in its context at answer_start={start}"
-                                   f"{hint}. Every answer must be a span of the context.")
+                raise TunelabError(
+                    f"Row {row}: the answer {text!r} is not in its context at answer_start={start}"
+                    f"{hint}. Every answer must be a span of the context."
+                )
         return texts, (starts[0] if texts else -1), (starts[0] + len(texts[0]) if texts else -1)
 
     def preprocess(self, examples, tokenizer, max_length):
@@ -135,14 +153,35 @@ class QuestionAnswering(Task):
         longest = max(len(ids) for ids in tokenizer(questions)["input_ids"])
         room = max_length - longest - 1  # context tokens per window (question, [CLS], 2 x [SEP] take the rest)
         if room < 8:
-            raise TunelabError(f"A question of {longest} tokens leaves {room} context tokens per window at "
-                               f"data.max_length={max_length}. Raise data.max_length or shorten the question.")
-        enc = tokenizer(questions, contexts, truncation="only_second", max_length=max_length,
-                        stride=min(self.doc_stride, room // 2), return_overflowing_tokens=True,
-                        return_offsets_mapping=True)
+            raise TunelabError(
+                f"A question of {longest} tokens leaves {room} context tokens per window at "
+                f"data.max_length={max_length}. Raise data.max_length or shorten the question."
+            )
+        enc = tokenizer(
+            questions,
+            contexts,
+            truncation="only_second",
+            max_length=max_length,
+            stride=min(self.doc_stride, room // 2),
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
         answers = examples.get("answers")
-        features = {k: [] for k in ("input_ids", "attention_mask", "token_type_ids", "offsets", "context", "golds",
-                                    "idx", "length", "start_positions", "end_positions")}
+        features = {
+            k: []
+            for k in (
+                "input_ids",
+                "attention_mask",
+                "token_type_ids",
+                "offsets",
+                "context",
+                "golds",
+                "idx",
+                "length",
+                "start_positions",
+                "end_positions",
+            )
+        }
         for w, row in enumerate(enc["overflow_to_sample_mapping"]):
             idx = examples["idx"][row] if "idx" in examples else row
             seq = enc.sequence_ids(w)
@@ -153,10 +192,18 @@ class QuestionAnswering(Task):
             if a >= 0 and offsets[inside[0]][0] <= a and offsets[inside[-1]][1] >= b:
                 start = next(t for t in inside if offsets[t][1] > a)
                 end = next(t for t in reversed(inside) if offsets[t][0] < b)
-            for key, value in (("input_ids", enc["input_ids"][w]), ("attention_mask", enc["attention_mask"][w]),
-                               ("token_type_ids", enc["token_type_ids"][w] if "token_type_ids" in enc else [0] * len(seq)),
-                               ("offsets", offsets), ("context", contexts[row]), ("golds", json.dumps(golds)), ("idx", idx),
-                               ("length", len(seq)), ("start_positions", start), ("end_positions", end)):
+            for key, value in (
+                ("input_ids", enc["input_ids"][w]),
+                ("attention_mask", enc["attention_mask"][w]),
+                ("token_type_ids", enc["token_type_ids"][w] if "token_type_ids" in enc else [0] * len(seq)),
+                ("offsets", offsets),
+                ("context", contexts[row]),
+                ("golds", json.dumps(golds)),
+                ("idx", idx),
+                ("length", len(seq)),
+                ("start_positions", start),
+                ("end_positions", end),
+            ):
                 features[key].append(value)
         return features
 
@@ -171,14 +218,17 @@ class QuestionAnswering(Task):
         return logits.float().masked_fill(batch["attention_mask"] == 0, torch.finfo(torch.float32).min)
 
     def loss(self, outputs, batch):
-        return (F.cross_entropy(self._unpadded(outputs.start_logits, batch), batch["start_positions"])
-                + F.cross_entropy(self._unpadded(outputs.end_logits, batch), batch["end_positions"])) / 2
+        return (
+            F.cross_entropy(self._unpadded(outputs.start_logits, batch), batch["start_positions"])
+            + F.cross_entropy(self._unpadded(outputs.end_logits, batch), batch["end_positions"])
+        ) / 2
 
     def metrics(self):
         from torchmetrics import MetricCollection
 
-        return MetricCollection({s: SquadMetric(s, self.null_threshold) for s in ("exact_match", "f1")},
-                                compute_groups=False)
+        return MetricCollection(
+            {s: SquadMetric(s, self.null_threshold) for s in ("exact_match", "f1")}, compute_groups=False
+        )
 
     def windows(self, outputs, batch) -> list[dict]:
         """Per window: the n-best spans (score = start + end logit, text from the context) and the [CLS] score."""
@@ -195,11 +245,17 @@ class QuestionAnswering(Task):
                     if e < s or e - s + 1 > self.max_answer_tokens:
                         continue
                     a, b = offsets[s][0], offsets[e][1]
-                    candidates.append({"text": context[a:b], "start": a, "end": b,
-                                       "score": float(starts[w, s] + ends[w, e])})
+                    candidates.append(
+                        {"text": context[a:b], "start": a, "end": b, "score": float(starts[w, s] + ends[w, e])}
+                    )
             candidates.sort(key=lambda c: -c["score"])
-            found.append({"span": candidates[0] if candidates else None, "n_best": candidates[:MAX_N_BEST],
-                          "null_score": float(starts[w, 0] + ends[w, 0])})
+            found.append(
+                {
+                    "span": candidates[0] if candidates else None,
+                    "n_best": candidates[:MAX_N_BEST],
+                    "null_score": float(starts[w, 0] + ends[w, 0]),
+                }
+            )
         return found
 
     def update_metrics(self, metrics, outputs, batch):

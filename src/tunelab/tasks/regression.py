@@ -48,12 +48,18 @@ class Regression(Task):
         return F.mse_loss(outputs.logits.float().squeeze(-1), batch["labels"].float())
 
     def metrics(self):
-        from torchmetrics import MeanSquaredError, MetricCollection, PearsonCorrCoef, SpearmanCorrCoef
+        from torchmetrics import (
+            MeanSquaredError,
+            MetricCollection,
+            PearsonCorrCoef,
+            SpearmanCorrCoef,
+        )
 
         # float64 states: Pearson merges the processes' running means and co-moments, which in float32 moves
         # the 5th decimal with the number of processes (1.2e-5 on 15 rows)
-        return MetricCollection({"pearson": PearsonCorrCoef(), "spearman": SpearmanCorrCoef(),
-                                 "mse": MeanSquaredError()}).set_dtype(torch.float64)
+        return MetricCollection(
+            {"pearson": PearsonCorrCoef(), "spearman": SpearmanCorrCoef(), "mse": MeanSquaredError()}
+        ).set_dtype(torch.float64)
 
     def update_metrics(self, metrics, outputs, batch):
         metrics.update(outputs.logits.double().squeeze(-1), batch["labels"].double())

@@ -136,16 +136,29 @@ class Seq2Seq(Task):
     required_columns = ("text", "target")
     non_model_keys = ("labels", "idx", "length", "reference")
 
-    def __init__(self, generation: dict | None = None, max_source_length: int | None = None,
-                 max_target_length: int = 64, source_prefix: str = "", char_level: bool = False,
-                 num_samples: int = 3, cross_attention: str = "self", init_seed: int = 0,
-                 metric: str = "val/rougeL", metric_mode: str = "max"):
+    def __init__(
+        self,
+        generation: dict | None = None,
+        max_source_length: int | None = None,
+        max_target_length: int = 64,
+        source_prefix: str = "",
+        char_level: bool = False,
+        num_samples: int = 3,
+        cross_attention: str = "self",
+        init_seed: int = 0,
+        metric: str = "val/rougeL",
+        metric_mode: str = "max",
+    ):
         super().__init__(metric, metric_mode)
         from transformers import AutoModelForSeq2SeqLM
 
         self.auto_class = AutoModelForSeq2SeqLM
-        self.generation = {"num_beams": 1, "max_new_tokens": max_target_length, "do_sample": False,
-                           **_plain(generation)}
+        self.generation = {
+            "num_beams": 1,
+            "max_new_tokens": max_target_length,
+            "do_sample": False,
+            **_plain(generation),
+        }
         if self.generation.get("max_new_tokens") is None:
             self.generation["max_new_tokens"] = max_target_length
         for key, value in (("max_target_length", max_target_length), ("max_source_length", max_source_length)):
@@ -157,17 +170,22 @@ class Seq2Seq(Task):
         self.char_level = bool(char_level)
         self.num_samples = num_samples
         if cross_attention not in CROSS_ATTENTION_INITS:
-            raise TunelabError(f"task.cross_attention must be one of {list(CROSS_ATTENTION_INITS)}, "
-                               f"got {cross_attention!r}.")
+            raise TunelabError(
+                f"task.cross_attention must be one of {list(CROSS_ATTENTION_INITS)}, got {cross_attention!r}."
+            )
         self.cross_attention = cross_attention
         self.init_seed = init_seed
         self.tokenizer = None
         self._samples: list[dict] = []
 
     def fingerprint(self) -> dict:
-        return {**super().fingerprint(), "max_source_length": self.max_source_length,
-                "max_target_length": self.max_target_length, "source_prefix": self.source_prefix,
-                "char_level": self.char_level}
+        return {
+            **super().fingerprint(),
+            "max_source_length": self.max_source_length,
+            "max_target_length": self.max_target_length,
+            "source_prefix": self.source_prefix,
+            "char_level": self.char_level,
+        }
 
     def state_dict(self) -> dict:
         return {"char_level": self.char_level}
@@ -176,11 +194,22 @@ class Seq2Seq(Task):
         self.char_level = state.get("char_level", self.char_level)
 
     # ---- the model
-    def build_model(self, backbone: str, trust_remote_code: bool = False, pretrained: bool = True,
-                    dropout: dict | None = None, **kwargs):
+    def build_model(
+        self,
+        backbone: str,
+        trust_remote_code: bool = False,
+        pretrained: bool = True,
+        dropout: dict | None = None,
+        **kwargs,
+    ):
         from transformers import AutoConfig
 
-        from tunelab.model.backbone import check_remote_code, load_model, load_tokenizer, resolve_backbone
+        from tunelab.model.backbone import (
+            check_remote_code,
+            load_model,
+            load_tokenizer,
+            resolve_backbone,
+        )
 
         resolved = resolve_backbone(backbone)
         check_remote_code(backbone, resolved, trust_remote_code)
@@ -189,8 +218,14 @@ class Seq2Seq(Task):
         except (OSError, ValueError, KeyError):  # load_model explains it
             config = None
         if config is None or getattr(config, "is_encoder_decoder", False):
-            model = load_model(self.auto_class, backbone, trust_remote_code=trust_remote_code, pretrained=pretrained,
-                               dropout=dropout, **kwargs)
+            model = load_model(
+                self.auto_class,
+                backbone,
+                trust_remote_code=trust_remote_code,
+                pretrained=pretrained,
+                dropout=dropout,
+                **kwargs,
+            )
         else:
             model = self._bert2bert(backbone, resolved, config, pretrained, dropout)
         tokenizer = load_tokenizer(backbone, trust_remote_code=trust_remote_code)
@@ -201,8 +236,10 @@ class Seq2Seq(Task):
                 raise ValueError(f"unknown keys {sorted(unknown)}")
             model.generation_config.validate()
         except (ValueError, TypeError) as err:
-            raise TunelabError(f"task.generation: {err}. The keys are model.generate's (num_beams, max_new_tokens, "
-                               "no_repeat_ngram_size, length_penalty, ...).") from None
+            raise TunelabError(
+                f"task.generation: {err}. The keys are model.generate's (num_beams, max_new_tokens, "
+                "no_repeat_ngram_size, length_penalty, ...)."
+            ) from None
         return model
 
     def _bert2bert(self, name: str, resolved: str, config, pretrained: bool, dropout: dict | None):
@@ -215,10 +252,12 @@ class Seq2Seq(Task):
 
         archs = " ".join(getattr(config, "architectures", None) or [])
         if getattr(config, "is_decoder", False) or re.search(r"ForCausalLM|LMHeadModel", archs):
-            raise TunelabError(f"Backbone '{name}' ({config.model_type}) is a decoder-only language model; "
-                               "task=seq2seq "
-                               "needs an encoder-decoder (T5, BART, ...) or an encoder (BERT-like, used as bert2bert). "
-                               "For a decoder-only model use task=causal_lm with data.columns.prompt.")
+            raise TunelabError(
+                f"Backbone '{name}' ({config.model_type}) is a decoder-only language model; "
+                "task=seq2seq "
+                "needs an encoder-decoder (T5, BART, ...) or an encoder (BERT-like, used as bert2bert). "
+                "For a decoder-only model use task=causal_lm with data.columns.prompt."
+            )
         for key, value in dropout_overrides(config, **(dropout or {})).items():
             setattr(config, key, value)
         encoder_config = copy.deepcopy(config)
@@ -229,14 +268,18 @@ class Seq2Seq(Task):
             with torch.random.fork_rng():
                 torch.manual_seed(self.init_seed)  # the new (random) weights are the same in every run
                 if not pretrained:  # the weights come from a checkpoint right after
-                    return EncoderDecoderModel(EncoderDecoderConfig.from_encoder_decoder_configs(encoder_config,
-                                                                                                 decoder_config))
+                    return EncoderDecoderModel(
+                        EncoderDecoderConfig.from_encoder_decoder_configs(encoder_config, decoder_config)
+                    )
                 model = EncoderDecoderModel.from_encoder_decoder_pretrained(
-                    resolved, resolved, encoder_config=encoder_config, decoder_config=decoder_config)
+                    resolved, resolved, encoder_config=encoder_config, decoder_config=decoder_config
+                )
         except (ValueError, TypeError, OSError, KeyError) as err:
-            raise TunelabError(f"Backbone '{name}' ({config.model_type}) cannot be used as a bert2bert "
-                               f"encoder-decoder: {str(err)[:400]}. Use an encoder-decoder backbone (T5, BART) or a "
-                               "BERT-like encoder.") from err
+            raise TunelabError(
+                f"Backbone '{name}' ({config.model_type}) cannot be used as a bert2bert "
+                f"encoder-decoder: {str(err)[:400]}. Use an encoder-decoder backbone (T5, BART) or a "
+                "BERT-like encoder."
+            ) from err
         if self.cross_attention == "self":
             copied = 0
             for block in model.decoder.modules():
@@ -245,9 +288,11 @@ class Seq2Seq(Task):
                     cross.load_state_dict(own.state_dict())
                     copied += 1
             if not copied:
-                raise TunelabError(f"task.cross_attention=self: the {config.model_type} decoder has no blocks with "
-                                   "'attention' and 'crossattention' of one type to copy. "
-                                   "Use task.cross_attention=random.")
+                raise TunelabError(
+                    f"task.cross_attention=self: the {config.model_type} decoder has no blocks with "
+                    "'attention' and 'crossattention' of one type to copy. "
+                    "Use task.cross_attention=random."
+                )
         return model
 
     @staticmethod
@@ -258,16 +303,19 @@ class Seq2Seq(Task):
             start = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
             eos = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
             if start is None or eos is None or tokenizer.pad_token_id is None:
-                raise TunelabError(f"The tokenizer {type(tokenizer).__name__} has no [CLS]/[SEP]/[PAD] "
-                                   "(or bos/eos/pad) "
-                                   "tokens for a bert2bert decoder to start, stop and pad with.")
+                raise TunelabError(
+                    f"The tokenizer {type(tokenizer).__name__} has no [CLS]/[SEP]/[PAD] "
+                    "(or bos/eos/pad) "
+                    "tokens for a bert2bert decoder to start, stop and pad with."
+                )
             config.decoder_start_token_id, config.eos_token_id = start, eos
             config.pad_token_id, config.vocab_size = tokenizer.pad_token_id, config.decoder.vocab_size
             gen.decoder_start_token_id, gen.bos_token_id = start, start
             gen.eos_token_id, gen.pad_token_id = eos, tokenizer.pad_token_id
         if getattr(config, "decoder_start_token_id", None) is None and gen.decoder_start_token_id is None:
-            raise TunelabError(f"The {config.model_type} model config has no decoder_start_token_id: "
-                               "it cannot generate.")
+            raise TunelabError(
+                f"The {config.model_type} model config has no decoder_start_token_id: it cannot generate."
+            )
         if gen.pad_token_id is None:
             gen.pad_token_id = tokenizer.pad_token_id
 
@@ -278,9 +326,12 @@ class Seq2Seq(Task):
         if bert_style and ids and ids[0] == tokenizer.cls_token_id:
             ids = ids[1:]  # BERT: [CLS] is the decoder's start token, not a target
         else:
-            ids = ids[:self.max_target_length]
-        eos = tokenizer.sep_token_id if tokenizer.bos_token_id is None and tokenizer.sep_token_id is not None \
+            ids = ids[: self.max_target_length]
+        eos = (
+            tokenizer.sep_token_id
+            if tokenizer.bos_token_id is None and tokenizer.sep_token_id is not None
             else tokenizer.eos_token_id
+        )
         if eos is not None and ids and ids[-1] != eos:  # truncated: keep the end-of-sequence token
             ids = ids[:-1] + [eos]
         return ids
@@ -293,22 +344,30 @@ class Seq2Seq(Task):
         for i, source in enumerate(sources):
             row = examples["idx"][i] if "idx" in examples else i
             if not isinstance(source, str) or not source.strip():
-                raise TunelabError(f"Row {row}: empty source text ({source!r}): nothing to generate from. "
-                                   "Fill or drop that row.")
+                raise TunelabError(
+                    f"Row {row}: empty source text ({source!r}): nothing to generate from. Fill or drop that row."
+                )
             source = self.source_prefix + source
-            enc = tokenizer(spell(source) if self.char_level else source, truncation=True,
-                            max_length=self.max_source_length or max_length)
+            enc = tokenizer(
+                spell(source) if self.char_level else source,
+                truncation=True,
+                max_length=self.max_source_length or max_length,
+            )
             features["input_ids"].append(enc["input_ids"])
             features["attention_mask"].append(enc["attention_mask"])
             length = len(enc["input_ids"])
             if targets is not None:
                 target = targets[i]
                 if not isinstance(target, str) or not target.strip():
-                    raise TunelabError(f"Row {row}: empty target text ({target!r}) for source {source[:60]!r}: "
-                                       "nothing to learn. Fill or drop that row.")
+                    raise TunelabError(
+                        f"Row {row}: empty target text ({target!r}) for source {source[:60]!r}: "
+                        "nothing to learn. Fill or drop that row."
+                    )
                 labels = self._target_ids(spell(target) if self.char_level else target, tokenizer)
                 features["labels"].append(labels)
-                features.setdefault("reference", []).append(target)  # scored as written, not as the tokenizer decodes it
+                features.setdefault("reference", []).append(
+                    target
+                )  # scored as written, not as the tokenizer decodes it
                 length += len(labels)
             features["length"].append(length)
         return features
@@ -321,7 +380,9 @@ class Seq2Seq(Task):
     @staticmethod
     def decoder_inputs(model, labels: torch.Tensor) -> torch.Tensor:
         """Labels shifted right behind the decoder start token; -100 becomes padding (teacher forcing)."""
-        from transformers.models.encoder_decoder.modeling_encoder_decoder import shift_tokens_right
+        from transformers.models.encoder_decoder.modeling_encoder_decoder import (
+            shift_tokens_right,
+        )
 
         from tunelab.tuning.parts import unwrap
 
@@ -356,8 +417,9 @@ class Seq2Seq(Task):
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            out = unwrap(model).generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                         **self.generation)
+            out = unwrap(model).generate(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **self.generation
+            )
         model.train(was_training)
         return [self.decode(row) for row in out]
 
@@ -379,13 +441,15 @@ class Seq2Seq(Task):
         generated, references = self.generate(outputs.model, batch), self.references(batch)
         metrics.update(generated, references)
         for i in range(min(len(generated), self.num_samples - len(self._samples))):
-            self._samples.append({"source": self.decode(batch["input_ids"][i]), "generated": generated[i],
-                                  "reference": references[i]})
+            self._samples.append(
+                {"source": self.decode(batch["input_ids"][i]), "generated": generated[i], "reference": references[i]}
+            )
 
     def on_eval_epoch_end(self, module, split):
         samples, self._samples = self._samples, []
-        if split != "val" or not samples \
-                or module.trainer.sanity_checking or not module.trainer.is_global_zero:  # one writer under DDP
+        if (
+            split != "val" or not samples or module.trainer.sanity_checking or not module.trainer.is_global_zero
+        ):  # one writer under DDP
             return
         lines = [{"epoch": module.current_epoch, "step": module.global_step, **s} for s in samples]
         for line in lines:

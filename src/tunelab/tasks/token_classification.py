@@ -76,8 +76,9 @@ class WordTagMetric(Metric):
         import seqeval.metrics as seqeval
 
         scorer = getattr(seqeval, f"{self.score}_score")
-        return torch.tensor(float(scorer(self._sequences(target, first), self._sequences(preds, first),
-                                         zero_division=0)))
+        return torch.tensor(
+            float(scorer(self._sequences(target, first), self._sequences(preds, first), zero_division=0))
+        )
 
 
 class TokenClassification(Task):
@@ -86,8 +87,14 @@ class TokenClassification(Task):
     required_columns = ("tokens", "tags")
     non_model_keys = ("labels", "idx", "length", "word_ids", "words", "starts")
 
-    def __init__(self, scheme: str = "bio", labels: list | None = None, label_all_subwords: bool = False,
-                 metric: str = "val/f1", metric_mode: str = "max"):
+    def __init__(
+        self,
+        scheme: str = "bio",
+        labels: list | None = None,
+        label_all_subwords: bool = False,
+        metric: str = "val/f1",
+        metric_mode: str = "max",
+    ):
         super().__init__(metric, metric_mode)
         from transformers import AutoModelForTokenClassification
 
@@ -104,8 +111,10 @@ class TokenClassification(Task):
     # ---- labels
     def _check_tag(self, tag, where: str) -> None:
         if self.scheme == "bio" and not (isinstance(tag, str) and _BIO.match(tag)):
-            raise TunelabError(f"{where}: tag {tag!r} is not a BIO tag (O, B-TYPE or I-TYPE). Fix the data, or use "
-                               "task.scheme=tags for plain tagging.")
+            raise TunelabError(
+                f"{where}: tag {tag!r} is not a BIO tag (O, B-TYPE or I-TYPE). Fix the data, or use "
+                "task.scheme=tags for plain tagging."
+            )
 
     def _complete(self, tags: list[str]) -> list[str]:
         """BIO: every entity type gets both B- and I-, and O comes first; plain tags: sorted."""
@@ -132,8 +141,12 @@ class TokenClassification(Task):
             raise TunelabError(f"The training split has the single tag {self.labels}: nothing to learn.")
 
     def fingerprint(self) -> dict:
-        return {**super().fingerprint(), "scheme": self.scheme, "configured_labels": self._configured_labels,
-                "label_all_subwords": self.label_all_subwords}
+        return {
+            **super().fingerprint(),
+            "scheme": self.scheme,
+            "configured_labels": self._configured_labels,
+            "label_all_subwords": self.label_all_subwords,
+        }
 
     def state_dict(self) -> dict:
         return {"labels": self.labels, "scheme": self.scheme, "label_all_subwords": self.label_all_subwords}
@@ -143,8 +156,11 @@ class TokenClassification(Task):
         self.label_all_subwords = state.get("label_all_subwords", False)
 
     def model_config(self) -> dict:
-        return {"num_labels": len(self.labels), "id2label": dict(enumerate(self.labels)),
-                "label2id": {t: i for i, t in enumerate(self.labels)}}
+        return {
+            "num_labels": len(self.labels),
+            "id2label": dict(enumerate(self.labels)),
+            "label2id": {t: i for i, t in enumerate(self.labels)},
+        }
 
     # ---- features
     def _tag_ids(self, tags, n_words: int, row) -> list[int]:
@@ -157,8 +173,10 @@ class TokenClassification(Task):
             if names and isinstance(tag, int):
                 tag = names[tag]
             if tag not in label2id:
-                raise TunelabError(f"Row {row}: tag {tag!r} is not in the label set {self.labels}. Fix the data, or "
-                                   "list every tag in task.labels.")
+                raise TunelabError(
+                    f"Row {row}: tag {tag!r} is not in the label set {self.labels}. Fix the data, or "
+                    "list every tag in task.labels."
+                )
             ids.append(label2id[tag])
         return ids
 
@@ -236,8 +254,15 @@ class TokenClassification(Task):
             for pos in positions.tolist():
                 w = int(batch["word_ids"][row, pos])
                 score, best = probs[row, pos].max(-1)
-                tagged.append({"word": words[w], "tag": self.labels[int(best)], "score": round(float(score), 4),
-                               "start": starts[w], "end": starts[w] + len(words[w])})
+                tagged.append(
+                    {
+                        "word": words[w],
+                        "tag": self.labels[int(best)],
+                        "score": round(float(score), 4),
+                        "start": starts[w],
+                        "end": starts[w] + len(words[w]),
+                    }
+                )
             result = {"words": tagged}
             if len(tagged) < len(words):
                 result["truncated_words"] = len(words) - len(tagged)  # past max_length: not tagged
@@ -253,6 +278,12 @@ def entities(tagged: list[dict]) -> list[dict]:
 
     found = []
     for kind, first, last in get_entities([w["tag"] for w in tagged]):
-        found.append({"type": kind, "text": " ".join(w["word"] for w in tagged[first:last + 1]),
-                      "start": tagged[first]["start"], "end": tagged[last]["end"]})
+        found.append(
+            {
+                "type": kind,
+                "text": " ".join(w["word"] for w in tagged[first : last + 1]),
+                "start": tagged[first]["start"],
+                "end": tagged[last]["end"],
+            }
+        )
     return found

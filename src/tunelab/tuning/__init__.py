@@ -19,8 +19,10 @@ def apply_tuning(model, peft: TuningMethod | None = None, freeze: dict | None = 
     if unknown:
         from tunelab.errors import TunelabError
 
-        raise TunelabError(f"model.freeze has unknown keys {sorted(unknown)}; the keys are embeddings (true/false), "
-                           "layers (how many bottom blocks) and backbone (true/false).")
+        raise TunelabError(
+            f"model.freeze has unknown keys {sorted(unknown)}; the keys are embeddings (true/false), "
+            "layers (how many bottom blocks) and backbone (true/false)."
+        )
     if freeze:
         model = freeze_parts(model, **dict(freeze))
     return model

@@ -27,8 +27,10 @@ def _per_example_norm(t: torch.Tensor) -> torch.Tensor:
 class EmbeddingAdversary:
     def __init__(self, epsilon: float = 0.1, steps: int = 1, alpha: float | None = None, weight: float = 1.0):
         if epsilon <= 0 or not isinstance(steps, int) or steps < 1 or weight < 0:
-            raise TunelabError(f"model.adversarial: need epsilon > 0, steps >= 1 (an integer) and weight >= 0; "
-                               f"got epsilon={epsilon}, steps={steps}, weight={weight}.")
+            raise TunelabError(
+                f"model.adversarial: need epsilon > 0, steps >= 1 (an integer) and weight >= 0; "
+                f"got epsilon={epsilon}, steps={steps}, weight={weight}."
+            )
         self.epsilon, self.steps, self.weight = epsilon, steps, weight
         self.alpha = alpha if alpha is not None else epsilon / steps
         self.delta: torch.Tensor | None = None
@@ -41,8 +43,10 @@ class EmbeddingAdversary:
         except (AttributeError, NotImplementedError):
             layer = None
         if layer is None:
-            raise TunelabError(f"model.adversarial needs the input-embedding layer, but {type(model).__name__} "
-                               "has no get_input_embeddings(). Set adversarial=none for this model.")
+            raise TunelabError(
+                f"model.adversarial needs the input-embedding layer, but {type(model).__name__} "
+                "has no get_input_embeddings(). Set adversarial=none for this model."
+            )
 
         def add_delta(module, inputs, output):
             if self.probe:
@@ -78,4 +82,6 @@ class EmbeddingAdversary:
         return clean + self.weight * adversarial
 
     def __repr__(self) -> str:
-        return f"EmbeddingAdversary(epsilon={self.epsilon}, steps={self.steps}, alpha={self.alpha}, weight={self.weight})"
+        return (
+            f"EmbeddingAdversary(epsilon={self.epsilon}, steps={self.steps}, alpha={self.alpha}, weight={self.weight})"
+        )

@@ -22,8 +22,10 @@ class BitFit(TuningMethod):
             param.requires_grad_(is_bias)
             biases += is_bias
         if not biases:
-            raise TunelabError(f"peft=bitfit: {type(model).__name__} has no bias parameters (e.g. Llama-style "
-                               "models use none). Choose peft=lora or peft=ia3 for this backbone.")
+            raise TunelabError(
+                f"peft=bitfit: {type(model).__name__} has no bias parameters (e.g. Llama-style "
+                "models use none). Choose peft=lora or peft=ia3 for this backbone."
+            )
         keep_head_trainable(model)
         return model
 
@@ -36,9 +38,11 @@ class HeadOnly(TuningMethod):
     def apply(self, model: nn.Module) -> nn.Module:
         set_trainable(model, False)
         if not keep_head_trainable(model):
-            raise TunelabError(f"peft=head_only: no task head was found beside the backbone of "
-                               f"{type(parts.unwrap(model)).__name__} ({parts.describe(model)}); "
-                               "a tied LM head cannot be trained alone. Choose peft=lora.")
+            raise TunelabError(
+                f"peft=head_only: no task head was found beside the backbone of "
+                f"{type(parts.unwrap(model)).__name__} ({parts.describe(model)}); "
+                "a tied LM head cannot be trained alone. Choose peft=lora."
+            )
         return model
 
 
@@ -48,8 +52,9 @@ def freeze(model: nn.Module, embeddings: bool = False, layers: int = 0, backbone
 
     Applied after the PEFT method, so freezing a block also freezes the adapters inside it."""
     if isinstance(layers, bool) or not isinstance(layers, int):
-        raise TunelabError(f"model.freeze.layers must be an integer (N: the bottom N blocks, -K: all but the "
-                           f"top K), got {layers!r}.")
+        raise TunelabError(
+            f"model.freeze.layers must be an integer (N: the bottom N blocks, -K: all but the top K), got {layers!r}."
+        )
     if backbone:
         set_trainable(model, False)
         keep_head_trainable(model)
@@ -57,20 +62,25 @@ def freeze(model: nn.Module, embeddings: bool = False, layers: int = 0, backbone
     if embeddings or layers:  # freezing the bottom blocks freezes what lies below them too
         found = parts.embeddings(model)
         if not found:
-            raise TunelabError(f"model.freeze.embeddings=true, but no embedding module was found: "
-                               f"{parts.describe(model)}.")
+            raise TunelabError(
+                f"model.freeze.embeddings=true, but no embedding module was found: {parts.describe(model)}."
+            )
         for _, module in found:
             set_trainable(module, False)
     if layers:
         blocks = parts.require_blocks(model, "model.freeze.layers")
         if layers < 0:  # -K: train only the top K blocks, whatever the depth of the backbone
             if -layers > len(blocks):
-                raise TunelabError(f"model.freeze.layers={layers} keeps the top {-layers} blocks trainable, but "
-                                   f"{parts.describe(model)}.")
+                raise TunelabError(
+                    f"model.freeze.layers={layers} keeps the top {-layers} blocks trainable, but "
+                    f"{parts.describe(model)}."
+                )
             layers = len(blocks) + layers
         if layers > len(blocks):
-            raise TunelabError(f"model.freeze.layers={layers}, but {parts.describe(model)}. Freeze at most "
-                               f"{len(blocks)} blocks, or freeze everything with model.freeze.backbone=true.")
+            raise TunelabError(
+                f"model.freeze.layers={layers}, but {parts.describe(model)}. Freeze at most "
+                f"{len(blocks)} blocks, or freeze everything with model.freeze.backbone=true."
+            )
         for _, module in blocks[:layers]:
             set_trainable(module, False)
     return model

@@ -28,9 +28,15 @@ def layer_decay_groups(model: nn.Module, lr: float, weight_decay: float, decay: 
             continue
         depth = depth_of.get(id(param), top)
         no_decay = _no_decay(name, param)
-        group = groups.setdefault((depth, no_decay), {
-            "params": [], "lr": lr * decay ** (top - depth), "weight_decay": 0.0 if no_decay else weight_decay,
-            "name": f"{'embeddings' if depth == 0 else 'head' if depth == top else f'block{depth - 1}'}"
-                    f".{'no_decay' if no_decay else 'decay'}"})
+        group = groups.setdefault(
+            (depth, no_decay),
+            {
+                "params": [],
+                "lr": lr * decay ** (top - depth),
+                "weight_decay": 0.0 if no_decay else weight_decay,
+                "name": f"{'embeddings' if depth == 0 else 'head' if depth == top else f'block{depth - 1}'}"
+                f".{'no_decay' if no_decay else 'decay'}",
+            },
+        )
         group["params"].append(param)
     return [groups[key] for key in sorted(groups)]

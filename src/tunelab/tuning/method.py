@@ -47,8 +47,10 @@ class TuningMethod:
         return model
 
     def save_adapter(self, model: nn.Module, folder) -> None:
-        raise TunelabError(f"This run used peft={self.name}, which trains no adapter: there is nothing to export "
-                           "alone. Export the full model with `tunelab export RUN --out DIR --merged`.")
+        raise TunelabError(
+            f"This run used peft={self.name}, which trains no adapter: there is nothing to export "
+            "alone. Export the full model with `tunelab export RUN --out DIR --merged`."
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

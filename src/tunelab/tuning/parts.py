@@ -64,9 +64,14 @@ def head_names(model: nn.Module) -> list[str]:
 def block_lists(model: nn.Module) -> list[tuple[str, nn.ModuleList]]:
     model = unwrap(model)
     heads = tuple(f"{h}." for h in head_names(model))
-    found = [(n, m) for n, m in model.named_modules()
-             if isinstance(m, nn.ModuleList) and len(m) and n.rsplit(".", 1)[-1] in BLOCK_LIST_NAMES
-             and not n.startswith(heads)]
+    found = [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(m, nn.ModuleList)
+        and len(m)
+        and n.rsplit(".", 1)[-1] in BLOCK_LIST_NAMES
+        and not n.startswith(heads)
+    ]
     return _topmost(found)
 
 
@@ -79,8 +84,11 @@ def embeddings(model: nn.Module) -> list[tuple[str, nn.Module]]:
     model = unwrap(model)
     heads = tuple(f"{h}." for h in head_names(model))
     block_prefixes = tuple(f"{n}." for n, _ in block_lists(model))
-    found = [(n, m) for n, m in model.named_modules()
-             if n and EMBEDDING_NAME.search(n.rsplit(".", 1)[-1]) and not n.startswith(heads + block_prefixes)]
+    found = [
+        (n, m)
+        for n, m in model.named_modules()
+        if n and EMBEDDING_NAME.search(n.rsplit(".", 1)[-1]) and not n.startswith(heads + block_prefixes)
+    ]
     return _topmost(found)
 
 
@@ -89,14 +97,18 @@ def describe(model: nn.Module) -> str:
     model = unwrap(model)
     lists = ", ".join(f"{n} ({len(m)})" for n, m in block_lists(model)) or "none found"
     model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
-    return (f"the {model_type} backbone has {len(blocks(model))} blocks [{lists}], embeddings "
-            f"{[n for n, _ in embeddings(model)]}, head {head_names(model)}")
+    return (
+        f"the {model_type} backbone has {len(blocks(model))} blocks [{lists}], embeddings "
+        f"{[n for n, _ in embeddings(model)]}, head {head_names(model)}"
+    )
 
 
 def require_blocks(model: nn.Module, what: str) -> list[tuple[str, nn.Module]]:
     found = blocks(model)
     if not found:
-        raise TunelabError(f"{what} needs the backbone's transformer blocks, but no ModuleList named "
-                           f"{'/'.join(BLOCK_LIST_NAMES)} was found in {type(unwrap(model)).__name__}. "
-                           "Use peft=lora or full fine-tuning for this architecture.")
+        raise TunelabError(
+            f"{what} needs the backbone's transformer blocks, but no ModuleList named "
+            f"{'/'.join(BLOCK_LIST_NAMES)} was found in {type(unwrap(model)).__name__}. "
+            "Use peft=lora or full fine-tuning for this architecture."
+        )
     return found

@@ -28,9 +28,14 @@ METHODS = {
     "prompt_tuning": ("PromptTuningConfig", None),
 }
 # prompt-learning methods need to know the head: peft routes the virtual tokens per task type
-TASK_TYPES = {"ForSequenceClassification": "SEQ_CLS", "ForTokenClassification": "TOKEN_CLS",
-              "ForQuestionAnswering": "QUESTION_ANS", "ForCausalLM": "CAUSAL_LM",
-              "ForConditionalGeneration": "SEQ_2_SEQ_LM", "EncoderDecoderModel": "SEQ_2_SEQ_LM"}
+TASK_TYPES = {
+    "ForSequenceClassification": "SEQ_CLS",
+    "ForTokenClassification": "TOKEN_CLS",
+    "ForQuestionAnswering": "QUESTION_ANS",
+    "ForCausalLM": "CAUSAL_LM",
+    "ForConditionalGeneration": "SEQ_2_SEQ_LM",
+    "EncoderDecoderModel": "SEQ_2_SEQ_LM",
+}
 
 
 def _model_types(model: nn.Module) -> list[str]:
@@ -42,8 +47,11 @@ def _model_types(model: nn.Module) -> list[str]:
 
 def module_names(model: nn.Module) -> list[str]:
     """Short names of the layers an adapter can target (last name component, sorted)."""
-    leaves = {n.rsplit(".", 1)[-1] for n, m in model.named_modules()
-              if n and (isinstance(m, (nn.Linear, nn.Embedding, nn.Conv1d)) or type(m).__name__ == "Conv1D")}
+    leaves = {
+        n.rsplit(".", 1)[-1]
+        for n, m in model.named_modules()
+        if n and (isinstance(m, (nn.Linear, nn.Embedding, nn.Conv1d)) or type(m).__name__ == "Conv1D")
+    }
     return sorted(n for n in leaves if n and not n.isdigit())
 
 
@@ -58,12 +66,15 @@ def resolve_targets(model: nn.Module, method: str, targets, mapping_name: str | 
         if found is None:
             raise TunelabError(
                 f"peft={method}: tunelab does not know which modules to adapt in a {_model_types(model) or type(model).__name__} "
-                f"model. Name them: model.peft.target_modules=[...]; this backbone's layers are {module_names(model)}.")
+                f"model. Name them: model.peft.target_modules=[...]; this backbone's layers are {module_names(model)}."
+            )
         return list(found)
     if isinstance(targets, str):  # peft reads a string as a regex over full module names
         if not any(re.fullmatch(targets, n) for n in names):
-            raise TunelabError(f"model.peft.target_modules='{targets}' (a regex) matches no module of the backbone. "
-                               f"Its layers are {module_names(model)}.")
+            raise TunelabError(
+                f"model.peft.target_modules='{targets}' (a regex) matches no module of the backbone. "
+                f"Its layers are {module_names(model)}."
+            )
         return targets
     targets = list(targets)
     for target in targets:
@@ -71,7 +82,8 @@ def resolve_targets(model: nn.Module, method: str, targets, mapping_name: str | 
             raise TunelabError(
                 f"model.peft.target_modules: '{target}' is not a module of the {(_model_types(model) or [type(model).__name__])[0]} backbone."
                 f" Its layers are {module_names(model)}; "
-                f"{parts.describe(model)}. Set model.peft.target_modules to some of these, or null for the default.")
+                f"{parts.describe(model)}. Set model.peft.target_modules to some of these, or null for the default."
+            )
     return targets
 
 
@@ -82,7 +94,8 @@ def task_type(model: nn.Module, method: str) -> str:
         raise TunelabError(
             f"peft={method} cannot serve the head {name}: peft's prompt methods insert virtual tokens only into "
             f"sequence classification, token classification, question answering, causal LM and seq2seq models "
-            f"({', '.join('*' + s for s in TASK_TYPES)}). Use peft=lora, which works with any head.")
+            f"({', '.join('*' + s for s in TASK_TYPES)}). Use peft=lora, which works with any head."
+        )
     return found
 
 
@@ -93,11 +106,16 @@ class PeftMethod(TuningMethod):
 
     def __init__(self, method: str, target_modules: list[str] | str | None = None, **options):
         if method not in METHODS:
-            raise TunelabError(f"Unknown peft method '{method}'.{did_you_mean(method, METHODS)} "
-                               f"Known: {sorted(METHODS)} (conf/peft/).")
+            raise TunelabError(
+                f"Unknown peft method '{method}'.{did_you_mean(method, METHODS)} Known: {sorted(METHODS)} (conf/peft/)."
+            )
         self.name = method
-        self.target_modules = list(target_modules) if isinstance(target_modules, (list, tuple)) or (
-            target_modules is not None and not isinstance(target_modules, str)) else target_modules
+        self.target_modules = (
+            list(target_modules)
+            if isinstance(target_modules, (list, tuple))
+            or (target_modules is not None and not isinstance(target_modules, str))
+            else target_modules
+        )
         self.options = dict(options)
 
     @property
@@ -115,7 +133,9 @@ class PeftMethod(TuningMethod):
             options["target_modules"] = resolve_targets(model, self.name, self.target_modules, mapping)
             options["modules_to_save"] = parts.head_names(model) or None
             if self.name == "ia3" and "feedforward_modules" not in options:
-                from peft.utils.constants import TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as ff
+                from peft.utils.constants import (
+                    TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as ff,
+                )
 
                 feedforward = next((ff[t] for t in _model_types(model) if t in ff), [])
                 options["feedforward_modules"] = [m for m in feedforward if m in options["target_modules"]]
@@ -124,8 +144,10 @@ class PeftMethod(TuningMethod):
         try:
             return getattr(peft, config_class)(**options)
         except (TypeError, ValueError) as err:
-            raise TunelabError(f"peft={self.name}: invalid option ({err}). See conf/peft/{self.name}.yaml and "
-                               f"the peft docs for {config_class}.") from err
+            raise TunelabError(
+                f"peft={self.name}: invalid option ({err}). See conf/peft/{self.name}.yaml and "
+                f"the peft docs for {config_class}."
+            ) from err
 
     def apply(self, model: nn.Module) -> nn.Module:
         from peft import get_peft_model
@@ -134,16 +156,20 @@ class PeftMethod(TuningMethod):
         try:
             return get_peft_model(model, config)
         except (ValueError, TypeError, AttributeError, NotImplementedError) as err:
-            raise TunelabError(f"peft={self.name} could not be applied to {type(model).__name__}: "
-                               f"{str(err)[:400]}\n{parts.describe(model)}.") from err
+            raise TunelabError(
+                f"peft={self.name} could not be applied to {type(model).__name__}: "
+                f"{str(err)[:400]}\n{parts.describe(model)}."
+            ) from err
 
     # ---- AdaLoRA re-allocates its rank budget as training goes
     def on_fit_start(self, model, total_steps: int) -> None:
         if self.name == "adalora":
             config = model.peft_config["default"]
             if config.tinit >= total_steps - config.tfinal:
-                raise TunelabError(f"peft=adalora: tinit ({config.tinit}) + tfinal ({config.tfinal}) must be less than "
-                                   f"the {total_steps} optimizer steps of this run. Lower model.peft.tinit/tfinal.")
+                raise TunelabError(
+                    f"peft=adalora: tinit ({config.tinit}) + tfinal ({config.tfinal}) must be less than "
+                    f"the {total_steps} optimizer steps of this run. Lower model.peft.tinit/tfinal."
+                )
             config.total_step = total_steps
 
     def after_optimizer_step(self, model, step: int) -> None:
@@ -153,8 +179,10 @@ class PeftMethod(TuningMethod):
     # ---- export
     def merged(self, model: nn.Module) -> nn.Module:
         if self.prompt_learning:
-            raise TunelabError(f"peft={self.name} adds virtual tokens, which cannot be merged into the weights. "
-                               "Export the adapter instead: `tunelab export RUN --out DIR --adapter`.")
+            raise TunelabError(
+                f"peft={self.name} adds virtual tokens, which cannot be merged into the weights. "
+                "Export the adapter instead: `tunelab export RUN --out DIR --adapter`."
+            )
         return model.merge_and_unload()
 
     def save_adapter(self, model: nn.Module, folder) -> None:

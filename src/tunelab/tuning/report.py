@@ -37,8 +37,12 @@ def parameter_report(model: nn.Module) -> dict:
         group["trainable"] += param.numel() if param.requires_grad else 0
     total = sum(g["total"] for g in groups.values())
     trainable = sum(g["trainable"] for g in groups.values())
-    return {"total": total, "trainable": trainable, "trainable_percent": round(100 * trainable / max(1, total), 4),
-            "groups": groups}
+    return {
+        "total": total,
+        "trainable": trainable,
+        "trainable_percent": round(100 * trainable / max(1, total), 4),
+        "groups": groups,
+    }
 
 
 def format_report(report: dict) -> str:

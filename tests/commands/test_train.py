@@ -1,0 +1,155 @@
+"""`tunelab train` end to end on a tiny model: the files a run writes, plain Python, a user's own head."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+
+from helpers.runs import quick, read_metrics, train_in_process
+from tunelab.model.backbone import load_model
+from tunelab.tasks import SequenceClassification
+
+
+def test_a_run_writes_config_checkpoints_logs_and_metrics(tiny_backbone, tmp_path):
+    run = tmp_path / "run"
+    assert train_in_process(*quick(tiny_backbone, run)) == 0
+    metrics = read_metrics(run)
+    assert set(metrics["metrics"]) >= {"val/accuracy", "test/accuracy", "test/f1_macro", "test/loss"}
+    assert 0.0 <= metrics["metrics"]["test/accuracy"] <= 1.0
+    assert metrics["data"]["sizes"] == {"train": 64, "validation": 32, "test": 32}
+    assert metrics["global_steps"] == 4 and metrics["epochs"] == 1
+    assert metrics["parameters"]["trainable"] == metrics["parameters"]["total"] > 0
+    assert (run / "checkpoints" / "best.ckpt").exists() and (run / "checkpoints" / "last.ckpt").exists()
+    assert metrics["best_checkpoint"] == "checkpoints/best.ckpt"
+    assert "train/loss" in (run / "csv" / "metrics.csv").read_text().splitlines()[0]
+    assert "backbone: " + tiny_backbone in (run / "config.yaml").read_text()
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+
+
+def test_optimizer_groups_skip_decay_on_bias_and_layernorm(tiny_backbone):
+    from tunelab.model.module import TuneModule
+
+    task = SequenceClassification(labels=["a", "b"])
+    module = TuneModule(tiny_backbone, task, optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.1))
+    module.trainer = SimpleNamespace(estimated_stepping_batches=10)
+    opt = module.configure_optimizers()
+    groups = {g["name"]: g for g in opt.param_groups}
+    names = {id(p): n for n, p in module.model.named_parameters()}
+    no_decay = [names[id(p)] for p in groups["no_decay"]["params"]]
+    assert groups["decay"]["weight_decay"] == 0.1 and groups["no_decay"]["weight_decay"] == 0.0
+    assert all(n.endswith("bias") or "LayerNorm" in n for n in no_decay)
+    assert any("LayerNorm.weight" in n for n in no_decay)
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(module.model.parameters()))
+
+
+def test_schedules_warm_up_then_decay():
+    from tunelab.model.optim import cosine_with_warmup, linear_with_warmup
+
+    for schedule, end in ((linear_with_warmup, 0.0), (cosine_with_warmup, 0.0)):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched = schedule(opt, num_training_steps=100, warmup=0.1)
+        lrs = []
+        for _ in range(100):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+        assert lrs[10] > lrs[50] > lrs[99] >= end
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_plain_python_without_hydra(tiny_backbone, tmp_path):
+    from tunelab.data import TuneDataModule
+    from tunelab.data.sources import builtin
+    from tunelab.model.module import TuneModule
+
+    task = SequenceClassification()
+    data = TuneDataModule(
+        loader=partial(builtin, "mr"),
+        task=task,
+        tokenizer=tiny_backbone,
+        batch_size=16,
+        max_samples={"train": 64, "validation": 32, "test": 32},
+        cache=False,
+    )
+    data.setup("fit")
+    module = TuneModule(tiny_backbone, task, optimizer=partial(torch.optim.AdamW, lr=1e-3))
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(module, data)
+    result = trainer.test(module, data, verbose=False)[0]
+    assert trainer.global_step == 4
+    assert set(result) == {"test/loss", "test/accuracy", "test/f1_macro"}
+
+
+# ---- a user's own head, defined here, plugged in through task._target_ without changing tunelab
+class MeanPoolClassifier(torch.nn.Module):
+    def __init__(self, encoder, num_labels: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return SimpleNamespace(logits=self.head((hidden * mask).sum(1) / mask.sum(1)))
+
+
+class MeanPoolClassification(SequenceClassification):
+    """Mean of the token states instead of [CLS], with a fresh linear layer."""
+
+    def build_model(self, backbone, **load_kwargs):
+        from transformers import AutoModel
+
+        return MeanPoolClassifier(load_model(AutoModel, backbone, **load_kwargs), len(self.labels))
+
+
+def test_users_own_head_through_target(tiny_backbone, tmp_path):
+    run = tmp_path / "run"
+    code = train_in_process(*quick(tiny_backbone, run, "task._target_=test_train.MeanPoolClassification"))
+    assert code == 0
+    state = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    assert "model.head.weight" in state and state["model.head.weight"].shape == (2, 32)
+    assert "test/accuracy" in read_metrics(run)["metrics"]
+
+
+def test_bf16_mixed_with_clipping_trains_with_the_default_fused_adamw(tiny_backbone, tmp_path):
+    """The default AdamW is fused; Lightning cannot clip with a fused optimizer under mixed precision,
+    so there the module builds the per-tensor kernel instead (the default clipping, 1.0, stays on)."""
+    from tunelab.model.module import TuneModule
+
+    run = tmp_path / "run"
+    assert train_in_process(*quick(tiny_backbone, run, "trainer.precision=bf16-mixed")) == 0
+    assert read_metrics(run)["metrics"]["test/accuracy"] >= 0.0
+    module = TuneModule(
+        tiny_backbone,
+        SequenceClassification(labels=["a", "b"]),
+        optimizer=partial(torch.optim.AdamW, lr=1e-3, fused=True),
+    )
+    assert module.configure_optimizers().defaults["fused"] is True  # no trainer, no mixed precision: fused
+
+
+def test_callbacks_ema_saves_and_tests_the_averaged_weights(tiny_backbone, tmp_path):
+    """callbacks=ema: best.ckpt holds the exponential average of the weights (what validation saw),
+    the raw weights ride along as current_model_state, and the test ran on the average."""
+    run = tmp_path / "run"
+    assert (
+        train_in_process(*quick(tiny_backbone, run, "callbacks=ema", "callbacks.ema.decay=0.5", "optimizer.lr=1e-2"))
+        == 0
+    )
+    ckpt = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
+    averaged, raw = ckpt["state_dict"], ckpt["current_model_state"]
+    name = next(k for k in averaged if k.endswith("classifier.weight"))
+    assert not torch.equal(averaged[name], raw[name])  # 4 steps at lr 1e-2: the average lags the raw weights
+    assert "test/accuracy" in read_metrics(run)["metrics"]
