@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from helpers.runs import quick, read_metrics, train_in_process
-from tunelab.model.backbone import load_model
 from tunelab.tasks import SequenceClassification
 
 
@@ -93,31 +92,9 @@ def test_plain_python_without_hydra(tiny_backbone, tmp_path):
     assert set(result) == {"test/loss", "test/accuracy", "test/f1_macro"}
 
 
-# ---- a user's own head, defined here, plugged in through task._target_ without changing tunelab
-class MeanPoolClassifier(torch.nn.Module):
-    def __init__(self, encoder, num_labels: int):
-        super().__init__()
-        self.encoder = encoder
-        self.head = torch.nn.Linear(encoder.config.hidden_size, num_labels)
-
-    def forward(self, input_ids, attention_mask, token_type_ids=None):
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return SimpleNamespace(logits=self.head((hidden * mask).sum(1) / mask.sum(1)))
-
-
-class MeanPoolClassification(SequenceClassification):
-    """Mean of the token states instead of [CLS], with a fresh linear layer."""
-
-    def build_model(self, backbone, **load_kwargs):
-        from transformers import AutoModel
-
-        return MeanPoolClassifier(load_model(AutoModel, backbone, **load_kwargs), len(self.labels))
-
-
 def test_users_own_head_through_target(tiny_backbone, tmp_path):
     run = tmp_path / "run"
-    code = train_in_process(*quick(tiny_backbone, run, "task._target_=test_train.MeanPoolClassification"))
+    code = train_in_process(*quick(tiny_backbone, run, "task._target_=helpers.own_head.MeanPoolClassification"))
     assert code == 0
     state = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
     assert "model.head.weight" in state and state["model.head.weight"].shape == (2, 32)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
+from pathlib import Path
 
 import lightning as L
 
@@ -33,3 +35,10 @@ class SlowSteps(L.Callback):
 
     def on_train_batch_end(self, *args) -> None:
         time.sleep(self.seconds)
+
+
+class SeenValue(L.Callback):
+    """Writes the sha256 of the value it was given: proves the job itself got the real secret, not ***."""
+
+    def __init__(self, value: str, path: str):
+        Path(path).write_text(hashlib.sha256(str(value).encode()).hexdigest())

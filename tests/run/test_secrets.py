@@ -8,8 +8,6 @@ import hashlib
 import time
 from pathlib import Path
 
-import lightning as L
-
 from helpers.runs import tiny_run, tunelab
 
 SECRETS = {
@@ -20,13 +18,6 @@ SECRETS = {
 PLAIN = "plain-user-4242"  # +service.user: not a secret, must stay readable
 
 
-class SeenValue(L.Callback):
-    """Writes the sha256 of the value it was given: proves the job itself got the real secret, not ***."""
-
-    def __init__(self, value: str, path: str):
-        Path(path).write_text(hashlib.sha256(str(value).encode()).hexdigest())
-
-
 def _command(backbone: str, seen: Path) -> list[str]:
     return [
         *[a for a in tiny_run(backbone) if a != "print_config=false"],
@@ -34,7 +25,7 @@ def _command(backbone: str, seen: Path) -> list[str]:
         "logger=[csv,wandb]",
         *[f"{k}={v}" for k, v in SECRETS.items()],
         f"+service.user={PLAIN}",
-        "+callbacks.seen._target_=test_security_secrets.SeenValue",
+        "+callbacks.seen._target_=helpers.sweep_probes.SeenValue",
         "+callbacks.seen.value=${service.api_key}",
         f"+callbacks.seen.path={seen}",
     ]

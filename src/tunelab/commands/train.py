@@ -14,8 +14,8 @@ import time
 import warnings
 from pathlib import Path
 
+from tunelab.commands.parts import build
 from tunelab.config import (
-    check_metric,
     config_dir,
     instantiate,
     instantiate_each,
@@ -66,15 +66,9 @@ def train(cfg) -> dict:
         record.start(cfg, overrides=list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [])
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        task = instantiate(cfg.task, "task")
-        datamodule = instantiate(cfg.data, "data", task=task)
-        datamodule.prepare_data()
-        datamodule.setup("fit")
-        check_metric(task)  # needs the labels the data module just learnt
+        parts = build(cfg)
+        task, datamodule, module = parts.task, parts.datamodule, parts.module
         record.update(data_fingerprint=data_fingerprint(datamodule.splits))
-        optimizer = instantiate(cfg.optimizer, "optimizer")
-        scheduler = instantiate(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
-        module = instantiate(cfg.model, "model", task=task, optimizer=optimizer, scheduler=scheduler)
         params = module.num_parameters()
         print(format_report(params))
         preflight.check_free_space(run_dir, params["total"])

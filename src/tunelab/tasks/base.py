@@ -64,7 +64,7 @@ class Task:
     # ---- the model
     def build_model(self, backbone: str, **load_kwargs):
         """The backbone with this task's head. Override to attach a head of your own: return any
-        ``nn.Module`` whose output has ``.logits`` (see tests/commands/test_train.py for an example)."""
+        ``nn.Module`` whose output has ``.logits`` (see tests/helpers/own_head.py for an example)."""
         from tunelab.model.backbone import load_model
 
         return load_model(self.auto_class, backbone, config_overrides=self.model_config(), **load_kwargs)
