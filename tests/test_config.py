@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -25,14 +26,27 @@ def test_config_folder_is_the_repos_conf():
     assert (CONF / "experiment").resolve() == ROOT / "experiments"
 
 
+def _target(node):
+    from hydra._internal.utils import _locate
+
+    return _locate(node._target_)
+
+
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_builds(group, option, tiny_backbone):
     cfg = compose_config(f"{group}={option}")
     OmegaConf.resolve(cfg)  # every interpolation resolves
     if group == "model":
+        from tunelab.model.module import TuneModule
+        from tunelab.tuning.layer_decay import LayerDecay
+
         cfg.model.backbone = tiny_backbone  # bert_base_uncased needs the Hub; the wiring is what's tested
         task = instantiate(compose_config().task, labels=["a", "b"])
-        assert instantiate(cfg.model, task=task).model.config.num_labels == 2
+        module = instantiate(cfg.model, task=task)
+        assert isinstance(module, TuneModule) and module.model.config.num_labels == 2
+        assert isinstance(module.layer_decay, LayerDecay) and module.layer_decay.rate is None
+    elif group == "debug":
+        _assert_debug_option_reaches_the_trainer(cfg, option)
     elif group in ("task", "optimizer", "scheduler", "data", "trainer"):
         if group == "trainer" and cfg.trainer.accelerator == "gpu":
             cfg.trainer.accelerator = "cpu"  # no GPU here; precision and the rest still build
@@ -42,13 +56,92 @@ def test_every_option_composes_and_builds(group, option, tiny_backbone):
                 instantiate(cfg.trainer)
             return
         built = instantiate(cfg[group], **({"task": instantiate(cfg.task)} if group == "data" else {}))
-        assert built is not None
-        if group == "optimizer":
-            assert built.keywords["lr"] > 0
+        _assert_built(group, cfg, built)
     elif group in ("logger", "callbacks"):
+        from lightning.pytorch.callbacks import Callback
+        from lightning.pytorch.loggers import Logger
+
         for name, sub in cfg[group].items():
-            if sub is not None:
-                assert instantiate(sub) is not None, name
+            if sub is None:
+                continue
+            built = instantiate(sub)
+            assert isinstance(built, Callback if group == "callbacks" else Logger), name
+            if isinstance(_target(sub), type):  # a class, not a factory function
+                assert type(built) is _target(sub), name
+            if group == "logger":
+                assert str(built.save_dir) == sub.save_dir, name
+
+
+def _assert_built(group, cfg, built):
+    """The object is of the option's ``_target_`` class and carries the option's settings."""
+    node = cfg[group]
+    if group == "optimizer":  # a partial: TuneModule calls it with the parameter groups
+        assert built.func is _target(node) and built.keywords["lr"] == node.lr
+        optimizer = built([torch.nn.Parameter(torch.zeros(2, 2))])
+        assert type(optimizer) is _target(node) and optimizer.param_groups[0]["lr"] == node.lr
+        return
+    if group == "scheduler":  # a partial: called with the optimizer and the number of optimizer steps
+        assert built.func is _target(node) and built.keywords["warmup"] == node.warmup
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.5)
+        assert isinstance(built(optimizer, num_training_steps=10), torch.optim.lr_scheduler.LRScheduler)
+        return
+    assert isinstance(built, _target(node))
+    if group == "task":
+        assert (built.metric, built.metric_mode) == (node.metric, node.metric_mode)
+    elif group == "data":
+        assert (built.name, built.batch_size, built.max_length) == (node.name, node.batch_size, node.max_length)
+    elif group == "trainer":
+        assert (built.max_epochs, built.gradient_clip_val, built.precision) == (
+            node.max_epochs,
+            node.gradient_clip_val,
+            node.precision,
+        )
+        if "strategy" in node:
+            assert type(built.strategy) is _target(node.strategy)
+
+
+# what each debug option must set on the Trainer (and the groups it switches off)
+DEBUG = {
+    "fast_dev_run": {"fast_dev_run": True, "limit_train_batches": 1, "limit_val_batches": 1, "limit_test_batches": 1},
+    "limit": {"limit_train_batches": 10, "limit_val_batches": 5, "limit_test_batches": 5, "max_epochs": 1},
+    "overfit": {"overfit_batches": 2, "max_epochs": 30},
+}
+
+
+def _assert_debug_option_reaches_the_trainer(cfg, option):
+    import lightning as L
+
+    trainer = instantiate(cfg.trainer)
+    assert isinstance(trainer, L.Trainer)
+    assert {key: getattr(trainer, key) for key in DEBUG[option]} == DEBUG[option]
+    if option == "fast_dev_run":  # no logger, so no LR monitor (it needs one)
+        assert cfg.logger is None and cfg.callbacks.lr_monitor is None
+    if option == "overfit":  # the loss on 2 batches is the point: no early stop, no test
+        assert cfg.callbacks.early_stopping is None and cfg.test is False
+
+
+def test_every_debug_option_is_checked():
+    assert sorted(DEBUG) == sorted(p.stem for p in (CONF / "debug").glob("*.yaml"))
+
+
+def test_every_option_builds_one_object_or_a_collection_of_them():
+    """What README says: the options of these groups (and model.freeze / model.layer_decay) build one
+    object through ``_target_``; peft=none and adversarial=none are null; logger and callbacks options
+    are collections of such objects."""
+    for group in ("model", "task", "data", "optimizer", "scheduler", "trainer"):
+        for path in sorted((CONF / group).glob("*.yaml")):
+            assert "_target_" in compose_config(f"{group}={path.stem}")[group], f"{group}={path.stem}"
+    for group in ("peft", "adversarial"):
+        for path in sorted((CONF / group).glob("*.yaml")):
+            node = compose_config(f"{group}={path.stem}").model[group]
+            assert (node is None) == (path.stem == "none") and (node is None or "_target_" in node), path.stem
+    model = compose_config().model
+    assert model.freeze._target_ == "tunelab.tuning.freeze.Freeze"
+    assert model.layer_decay._target_ == "tunelab.tuning.layer_decay.LayerDecay"
+    for group in ("logger", "callbacks"):
+        for path in sorted((CONF / group).glob("*.yaml")):
+            entries = compose_config(f"{group}={path.stem}")[group]
+            assert entries and all("_target_" in e for e in entries.values() if e is not None), path.stem
 
 
 def test_the_default_composition_is_documented_in_train_yaml():

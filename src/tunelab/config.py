@@ -32,8 +32,15 @@ def _number(cfg, key: str):
     return value
 
 
+# the objects a model config builds for TuneModule (conf/model/common/tuning.yaml, the peft and adversarial groups)
+MODEL_PARTS = ("peft", "freeze", "layer_decay", "adversarial")
+
+
 def validate(cfg) -> None:
-    """Catch the common mistakes before anything heavy runs, with a message that says how to fix them."""
+    """Catch the common mistakes before anything heavy runs, with a message that says how to fix them.
+
+    Plain checks, not a structured (dataclass) schema: OmegaConf's schema errors name the expected type,
+    not the override that fixes it, and the ranges (> 0, or -1 for no limit) would still be code here."""
     from omegaconf import OmegaConf
 
     missing = sorted(OmegaConf.missing_keys(cfg))
@@ -45,9 +52,8 @@ def validate(cfg) -> None:
     checks = {
         "optimizer.lr": lambda v: v > 0,
         "optimizer.weight_decay": lambda v: v >= 0,
-        "data.batch_size": lambda v: isinstance(v, int) and v > 0,
+        # data.batch_size and data.max_length: TuneDataModule checks them (for the Python API too), before any data is read
         "data.eval_batch_size": lambda v: isinstance(v, int) and v > 0,
-        "data.max_length": lambda v: isinstance(v, int) and v > 0,
         "trainer.max_epochs": lambda v: isinstance(v, int) and (v > 0 or v == -1),
         # 0 would "complete" a run that trained nothing and write its metrics.json; -1 is Lightning's "no limit"
         "trainer.max_steps": lambda v: isinstance(v, int) and (v > 0 or v == -1),
@@ -74,7 +80,8 @@ def validate(cfg) -> None:
                 f"data.max_samples.{split}={n!r}: give a number of rows (or null for all) for "
                 "train, validation or test."
             )
-    for group in ("optimizer", "scheduler", "trainer", "model", "data"):
+    # the groups, and the objects the model config builds inside TuneModule (peft, freeze, layer decay, adversary)
+    for group in ("optimizer", "scheduler", "trainer", "model", "data", *(f"model.{key}" for key in MODEL_PARTS)):
         check_arguments(cfg, group)
     seed = OmegaConf.select(cfg, "seed")
     if not isinstance(seed, int) or isinstance(seed, bool):

@@ -173,3 +173,75 @@ def test_classification_column_on_tagging_names_the_fix(tiny_backbone, tmp_path,
 def test_classification_defaults_unchanged(tiny_backbone, tmp_path, outputs, mr_csv, capsys):
     rc, out = run_cli(capsys, *quick(tiny_backbone, tmp_path / "run", "data=files", f"data.loader.train={mr_csv}"))
     assert rc != 0 and "has no column 'text'" in out.err and "data.columns.text=review" in out.err
+
+
+# ---- the default columns come from the task: data configs name only what they rename (issue 16, item 5)
+def _task_classes():
+    import tunelab.tasks
+
+    return [getattr(tunelab.tasks, name) for name in tunelab.tasks.__all__ if name != "Task"]
+
+
+def test_the_shared_columns_are_every_tasks_canonical_columns():
+    from omegaconf import OmegaConf
+
+    from helpers.runs import ROOT
+
+    shared = OmegaConf.load(ROOT / "conf" / "data" / "common" / "datamodule.yaml").columns
+    canonical = {c for cls in _task_classes() for c in (*cls.required_columns, *cls.optional_columns)}
+    assert set(shared) == canonical  # each one settable without '+', whatever the task
+    assert all(v is None for v in shared.values())  # null: the task's default (a column of that name)
+
+
+def test_no_data_config_repeats_a_default_column():
+    from omegaconf import OmegaConf
+
+    from helpers.runs import ROOT
+
+    for path in sorted((ROOT / "conf" / "data").glob("*.yaml")):
+        own = OmegaConf.load(path).get("columns") or {}
+        repeated = {c: s for c, s in own.items() if s is None or s == c}
+        assert not repeated, f"{path.name} sets {repeated}, the defaults already"
+
+
+@pytest.mark.parametrize(
+    "task,override,canon,source,columns",
+    [
+        ("tagging", "data.columns.tokens=words", "tokens", "words", ["words", "tags"]),
+        ("seq2seq", "data.columns.target=lemma", "target", "lemma", ["text", "lemma"]),
+        ("question_answering", "data.columns.context=passage", "context", "passage", ["question", "passage", "id"]),
+    ],
+)
+def test_one_override_renames_one_column_of_any_task(task, override, canon, source, columns):
+    from hydra.utils import instantiate
+
+    from helpers.tasks import compose_config
+    from tunelab.data.columns import resolve
+
+    cfg = compose_config(f"task={task}", "data=files", "data.loader.train=x.jsonl", override)
+    mapping = resolve(dict(cfg.data.columns), instantiate(cfg.task), columns)
+    assert mapping[canon] == source
+    assert all(mapping[c] == c for c in mapping if c != canon)  # the others: the task's defaults
+    assert "text" not in mapping or task == "seq2seq"  # classification's columns do not leak in
+
+
+def test_builtin_data_configs_resolve_to_their_corpora_columns():
+    from hydra.utils import instantiate
+
+    from helpers.tasks import compose_config
+    from tunelab.data.columns import resolve
+
+    for data, task, columns in [
+        ("oanc_pos", "tagging", ["tokens", "tags"]),
+        ("lee_qa", "question_answering", ["question", "context", "answers"]),
+        ("lee_summaries", "seq2seq", ["text", "target"]),
+        ("conll2003", "token_classification", ["id", "tokens", "pos_tags", "ner_tags"]),
+        ("glue_mrpc", "classification", ["sentence1", "sentence2", "label", "idx"]),
+    ]:
+        cfg = compose_config(f"data={data}", f"task={task}")
+        mapping = resolve(dict(cfg.data.columns), instantiate(cfg.task), columns)
+        assert set(mapping.values()) <= set(columns), (data, mapping)
+        if data == "conll2003":
+            assert mapping == {"tokens": "tokens", "tags": "ner_tags"}
+        if data == "glue_mrpc":
+            assert mapping == {"text": "sentence1", "label": "label", "text_pair": "sentence2"}

@@ -10,22 +10,14 @@ from __future__ import annotations
 from tunelab.tuning.method import TuningMethod
 
 
-def apply_tuning(model, peft: TuningMethod | None = None, freeze: dict | None = None):
-    """The model with the PEFT method applied (possibly wrapped), then the ``freeze`` keys."""
-    from tunelab.tuning.freeze import freeze as freeze_parts
+def apply_tuning(model, peft: TuningMethod | None = None, freeze=None):
+    """The model with the PEFT method applied (possibly wrapped), then ``freeze``: a ``tunelab.tuning.freeze.Freeze``,
+    a dict of its keys (embeddings, layers, backbone) or None."""
+    from tunelab.tuning.freeze import Freeze
 
+    frozen = Freeze.of(freeze)  # its mistakes first: before a PEFT method wraps the model
     model = (peft or TuningMethod()).apply(model)
-    unknown = set(freeze or {}) - {"embeddings", "layers", "backbone"}
-    if unknown:
-        from tunelab.errors import TunelabError
-
-        raise TunelabError(
-            f"model.freeze has unknown keys {sorted(unknown)}; the keys are embeddings (true/false), "
-            "layers (how many bottom blocks) and backbone (true/false)."
-        )
-    if freeze:
-        model = freeze_parts(model, **dict(freeze))
-    return model
+    return frozen.apply(model)
 
 
 __all__ = ["TuningMethod", "apply_tuning"]

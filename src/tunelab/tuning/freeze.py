@@ -1,7 +1,9 @@
-"""Freezing: BitFit (biases only), head-only (linear probe), and the ``model.freeze`` keys
+"""Freezing: BitFit (biases only), head-only (linear probe), and ``Freeze``, what ``model.freeze`` builds
 (embeddings, the bottom N blocks, or the whole backbone). The task head always stays trainable."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from torch import nn
 
@@ -46,15 +48,49 @@ class HeadOnly(TuningMethod):
         return model
 
 
-def freeze(model: nn.Module, embeddings: bool = False, layers: int = 0, backbone: bool = False) -> nn.Module:
-    """Freeze the embeddings, the embeddings and the bottom ``layers`` blocks, or the whole ``backbone``
-    (the head always trains).
-
-    Applied after the PEFT method, so freezing a block also freezes the adapters inside it."""
+def _check_layers(layers) -> None:
     if isinstance(layers, bool) or not isinstance(layers, int):
         raise TunelabError(
             f"model.freeze.layers must be an integer (N: the bottom N blocks, -K: all but the top K), got {layers!r}."
         )
+
+
+class Freeze:
+    """What ``model.freeze`` builds (conf/model/common/tuning.yaml): which parts of the backbone stay fixed.
+
+    The defaults freeze nothing. ``TuneModule`` applies it after the PEFT method, so freezing a block
+    also freezes the adapters inside it."""
+
+    KEYS = ("embeddings", "layers", "backbone")
+
+    def __init__(self, embeddings: bool = False, layers: int = 0, backbone: bool = False):
+        _check_layers(layers)
+        self.embeddings, self.layers, self.backbone = bool(embeddings), layers, bool(backbone)
+
+    @classmethod
+    def of(cls, spec: Freeze | Mapping | None) -> Freeze:
+        """A ``Freeze`` from what ``TuneModule(freeze=...)`` was given: one, a dict of its keys, or None."""
+        if isinstance(spec, Freeze):
+            return spec
+        unknown = sorted(set(spec or {}) - set(cls.KEYS) - {"_target_"})
+        if unknown:
+            raise TunelabError(
+                f"model.freeze has unknown keys {unknown}; the keys are embeddings (true/false), "
+                "layers (how many bottom blocks) and backbone (true/false)."
+            )
+        return cls(**{k: v for k, v in dict(spec or {}).items() if k != "_target_"})
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        return freeze(model, self.embeddings, self.layers, self.backbone)
+
+    def __repr__(self) -> str:
+        return f"Freeze(embeddings={self.embeddings}, layers={self.layers}, backbone={self.backbone})"
+
+
+def freeze(model: nn.Module, embeddings: bool = False, layers: int = 0, backbone: bool = False) -> nn.Module:
+    """Freeze the embeddings, the embeddings and the bottom ``layers`` blocks, or the whole ``backbone``
+    (the head always trains)."""
+    _check_layers(layers)
     if backbone:
         set_trainable(model, False)
         keep_head_trainable(model)
