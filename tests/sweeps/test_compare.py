@@ -106,7 +106,7 @@ def test_compare_over_folds_aggregates_a_cross_validation(tmp_path, capsys):
 
 
 def test_real_sweep_predictions_per_example_tests_and_rerun_top(tiny_backbone, outputs, tmp_path, capsys):
-    from conftest import train_in_process
+    from helpers.runs import train_in_process
 
     sweep = tmp_path / "sweep"
     args = [
@@ -143,7 +143,7 @@ def test_real_sweep_predictions_per_example_tests_and_rerun_top(tiny_backbone, o
 
 
 def test_optuna_seeds_per_trial_scores_the_mean_and_compare_pairs_the_seeds(tiny_backbone, outputs, capsys):
-    from conftest import train_in_process
+    from helpers.runs import train_in_process
 
     assert (
         train_in_process(

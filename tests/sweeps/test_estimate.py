@@ -69,11 +69,38 @@ def test_estimate_then_the_real_sweep(tiny_backbone, outputs, tmp_path, capsys):
         result["startup_seconds"] + sum(j["seconds"] for j in result["jobs"]), abs=0.2
     )
     assert all(j["train_seconds"] > 0 for j in result["jobs"])
+    for job in result["jobs"]:  # a tiny job is mostly its fixed cost: start-up and the after-fit part
+        parts = job["fixed_parts"]
+        assert parts["before_first_step"] > 0 and parts["after_fit"] > 0
+        assert job["fixed_seconds"] >= parts["before_first_step"] + parts["after_fit"] - 0.1
+        assert job["fixed_seconds"] > job["train_seconds"] + job["eval_seconds"]
     # checkpoint disk is exact: the same model writes the same files
     for job in range(2):
         files = sum(p.stat().st_size for p in (tmp_path / "sweep" / str(job) / "checkpoints").iterdir()) / 2**20
         assert result["jobs"][job]["checkpoint_mb"] == round(files, 1)
     assert result["peak_memory_mb"] > 100
+
+
+def test_the_fixed_cost_is_what_the_batch_fits_leave_of_the_profile_run():
+    from types import SimpleNamespace
+
+    from tunelab.sweeps.profile import _fit, fixed_costs
+
+    # the first step took 0.5 s (warm-up), the others 0.01 s; evaluation batches 0.01 s; saves 0.3 s in all
+    timer = SimpleNamespace(
+        train=[(100, 0.5), (100, 0.01), (100, 0.01), (100, 0.01)],
+        stages={"val": [50], "test": [50, 50], "predict": [50]},
+        saves=[0.2, 0.1],
+        first_step_end=2.0,
+        fit_end=3.0,
+    )
+    train_fit, eval_fit = _fit(timer.train[1:]), _fit([(50, 0.01)] * 4)
+    costs = fixed_costs(timer, 0.0, 5.0, train_fit, eval_fit)
+    assert costs["before_first_step"] == pytest.approx(2.0 - 0.01)  # the warm-up stays in the fixed cost
+    assert costs["per_validation"] == pytest.approx(3.0 - 2.0 - 3 * 0.01 - 0.01 - 0.3)
+    assert costs["after_fit"] == pytest.approx(5.0 - 3.0 - 3 * 0.01)
+    # planned again, the profile's own job takes its wall time: fixed cost + fitted batches = 5 s
+    assert costs["fixed"] + 4 * 0.01 + 4 * 0.01 == pytest.approx(5.0)
 
 
 def test_a_multi_process_job_is_refused_with_what_to_do(tiny_backbone, capsys):

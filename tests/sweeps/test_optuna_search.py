@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from omegaconf import OmegaConf
 
 from helpers.runs import train_in_process
 from tunelab.sweeps.compare import collect
@@ -64,7 +65,15 @@ def test_completed_trials_are_scored_by_their_best_validation_and_resume_adds_no
         json.loads((sweep / str(t["number"]) / "metrics.json").read_text())["monitor"]["best"] for t in study["trials"]
     ]
     assert [t["value"] for t in study["trials"]] == bests and study["best"]["value"] == max(bests)
-    assert all(len(str(t["params"]["optimizer.lr"])) for t in study["trials"])
+    lrs = [t["params"]["optimizer.lr"] for t in study["trials"]]
+    assert all(1e-5 <= lr <= 1e-3 for lr in lrs) and len(set(lrs)) == 2  # in the search range, one per trial
+    for trial in study["trials"]:  # each job trained with its own trial's lr
+        config = OmegaConf.load(sweep / str(trial["number"]) / "config.yaml")
+        assert config.optimizer.lr == pytest.approx(trial["params"]["optimizer.lr"], rel=1e-12)
+    best = study["best"]
+    best_run = json.loads((sweep / str(best["number"]) / "metrics.json").read_text())
+    assert best["value"] == best_run["monitor"]["best"]
+    assert best["params"] == study["trials"][best["number"]]["params"]
 
     # the same command with resume=true finds the study complete and launches nothing
     assert (

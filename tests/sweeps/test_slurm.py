@@ -21,7 +21,7 @@ import pytest
 from helpers.runs import ROOT
 
 pytestmark = pytest.mark.slurm
-TESTS = Path(__file__).resolve().parent
+TESTS = ROOT / "tests"  # helpers/ (the probes the jobs load) is under tests/
 SCRIPT = ROOT / "scripts" / "slurm-local.sh"
 
 

@@ -1,20 +1,20 @@
-"""``<run>/test_predictions.jsonl``: every test row's prediction and gold answer, for per-example tests.
+"""``<run>/test_predictions.jsonl``: every test row's prediction, gold answer and score, for per-example tests.
 
 With few seeds, the strongest evidence that one configuration beats another is per example: both
 models answered the same test rows, so ``tunelab compare`` pairs them row by row (a paired
-bootstrap, and McNemar for classification: tunelab/sweeps/stats.py). One JSON object per line::
+bootstrap, and McNemar where a row is plainly right or wrong: tunelab/sweeps/stats.py). One JSON
+object per line::
 
-    {"id": 17, "prediction": "pos", "gold": "neg", "correct": false}
+    {"id": 17, "prediction": "pos", "gold": "neg", "measure": "accuracy", "score": 0.0, "correct": false}
 
 ``id`` is the row's position in the test split (the split is carved with ``data.split_seed``, not
-the run's seed, so it is the same row in every run of a sweep). Written after ``trainer.test`` by
-one more pass over the test split through ``Trainer.predict`` (the module's own ``predict_step``
-and ``task.postprocess``, with the best checkpoint, on the run's devices). Under DDP each process
-predicts its share and rank 0 gathers all rows (``torch.distributed.all_gather_object``) and writes.
-
-Tasks covered: sequence classification (single- and multi-label), multiple choice (``correct`` per
-row) and regression (no ``correct``; compare scores rows by squared error). Generation, tagging and
-extractive QA are not written (their per-row scores need the task's own metric code): the run says so.
+the run's seed, so it is the same row in every run of a sweep); ``score`` is higher-is-better, what
+``measure`` says (per head: tunelab/run/example_scores.py). Written after ``trainer.test`` by one more
+pass over the test split through ``Trainer.predict`` (the module's own ``predict_step``, with the best
+checkpoint, on the run's devices); the windows of one long input are merged as ``tunelab predict``
+merges them. Gold answers come from the batch's labels (label heads) or from the raw test split.
+Under DDP each process predicts its share and rank 0 gathers all rows
+(``torch.distributed.all_gather_object``) and writes.
 """
 
 from __future__ import annotations
@@ -23,61 +23,68 @@ import json
 import sys
 from pathlib import Path
 
+from tunelab.run import example_scores
+
 FILE = "test_predictions.jsonl"
 
 
-def _codec(task):
-    """(prediction of a postprocess row, gold of a batch label) for the tasks this file covers, else None."""
-    from tunelab.tasks.classification import SequenceClassification
-    from tunelab.tasks.multiple_choice import MultipleChoice
-    from tunelab.tasks.regression import Regression
-
-    if isinstance(task, SequenceClassification):
-        if task.multi_label:
-            return (
-                lambda row: sorted(row["labels"]),
-                lambda label: sorted(task.labels[j] for j, v in enumerate(label.tolist()) if v >= 0.5),
-            )
-        return lambda row: row["label"], lambda label: task.labels[int(label)]
-    if isinstance(task, MultipleChoice):
-        return lambda row: row["choice"], lambda label: int(label)
-    if isinstance(task, Regression):
-        return lambda row: row["score"], lambda label: float(label)
-    return None
+def covers(task) -> bool:
+    """Whether a run of this task writes the file (every built-in head; not a user's own)."""
+    return example_scores.head(task) is not None
 
 
 def _writer_class():
     import lightning as L  # here, not at the top: compare reads these files without loading Lightning
 
     class TestPredictionWriter(L.Callback):
-        """Collects ``predict_step``'s (idx, row) pairs with the batch's gold labels; rank 0 writes the file."""
+        """Collects ``predict_step``'s (idx, row) pairs (with the batch's gold labels, or the row's loss);
+        rank 0 merges windows, scores every row and writes the file."""
 
-        def __init__(self, path: Path, task, regression: bool):
-            self.path, self.regression = Path(path), regression
-            self.prediction, self.gold = _codec(task)
-            self.rows: list[dict] = []
+        def __init__(self, path: Path, task, raw_test=None):
+            self.path, self.task, self.raw_test = Path(path), task, raw_test
+            self.head = example_scores.head(task, raw_test.features if raw_test is not None else None)
+            self.items: list[tuple] = []  # (idx, row, gold or None, (loss, tokens) or None)
 
         def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-            for (idx, row), label in zip(outputs, batch["labels"]):
-                prediction, gold = self.prediction(row), self.gold(label)
-                item = {"id": int(idx), "prediction": prediction, "gold": gold}
-                if not self.regression:
-                    item["correct"] = prediction == gold
-                self.rows.append(item)
+            head = self.head
+            golds = [head.gold_of_label(label) for label in batch["labels"]] if head.gold_of_label else None
+            losses = example_scores.row_losses(pl_module.model, batch) if head.row_loss else None
+            for i, (idx, row) in enumerate(outputs):
+                self.items.append((int(idx), row, golds[i] if golds else None, losses[i] if losses else None))
 
         def on_predict_epoch_end(self, trainer, pl_module):
             import torch.distributed as dist
 
-            rows = self.rows
+            items = self.items
             if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
                 gathered = [None] * dist.get_world_size()
-                dist.all_gather_object(gathered, rows)
-                rows = [row for part in gathered for row in part]
+                dist.all_gather_object(gathered, items)
+                items = [item for part in gathered for item in part]
             if trainer.is_global_zero:
-                unique = {row["id"]: row for row in rows}  # a padded distributed sampler repeats rows
-                self.path.write_text(
-                    "".join(json.dumps(unique[i], ensure_ascii=False) + "\n" for i in sorted(unique)), encoding="utf-8"
-                )
+                self.path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.rows(items)))
+
+        def rows(self, items: list[tuple]) -> list[dict]:
+            merged: dict[int, tuple] = {}
+            for idx, row, gold, loss in items:  # the windows of one long input (QA), as tunelab predict merges them
+                if idx in merged:
+                    row = self.task.merge_prediction(merged[idx][0], row)
+                merged[idx] = (row, gold, loss)
+            out = []
+            for idx in sorted(merged):
+                row, gold, loss = merged[idx]
+                prediction = self.head.prediction(row)
+                if self.head.gold_of_raw is not None:
+                    gold = self.head.gold_of_raw(self.raw_test[idx])
+                item = {"id": idx, "prediction": prediction, "gold": gold, "measure": self.head.measure}
+                if loss is not None:
+                    item.update(score=-loss[0], loss=loss[0], tokens=loss[1])
+                else:
+                    score, correct = self.head.score(prediction, gold)
+                    item["score"] = score
+                    if correct is not None:
+                        item["correct"] = correct
+                out.append(item)
+            return out
 
     TestPredictionWriter.__qualname__ = "TestPredictionWriter"  # picklable by name (ddp_spawn ships callbacks)
     return TestPredictionWriter
@@ -89,18 +96,20 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
+def _raw_test_split(datamodule):
+    """The test split as the data source gives it (columns renamed, split carved, row i = id i)."""
+    # the datamodule keeps only the tokenized splits; the raw one is read again (the source is cached)
+    return datamodule._raw_splits()["test"]
+
+
 def write(trainer, module, datamodule, ckpt_path: str | None, run_dir: Path) -> Path | None:
     """One more pass over the test split with the checkpoint the test used; returns the file (None: not written)."""
-    from tunelab.tasks.regression import Regression
-
     task = module.task
-    if _codec(task) is None:
-        print(
-            f"{FILE}: not written for the {task.name} task (per-example tests cover classification, "
-            "multiple choice and regression)"
-        )
+    if not covers(task):
+        print(f"{FILE}: not written for the {task.name} task (a head of your own: no per-example score)")
         return None
-    writer = sys.modules[__name__].TestPredictionWriter(Path(run_dir) / FILE, task, isinstance(task, Regression))
+    raw_test = None if example_scores.head(task).gold_of_label else _raw_test_split(datamodule)
+    writer = sys.modules[__name__].TestPredictionWriter(Path(run_dir) / FILE, task, raw_test)
     trainer.callbacks.append(writer)
     try:
         trainer.predict(
@@ -112,19 +121,29 @@ def write(trainer, module, datamodule, ckpt_path: str | None, run_dir: Path) -> 
 
 
 def read(run_dir: Path) -> dict | None:
-    """``{row id: (score, correct or None)}`` of a run's file; higher score is better (accuracy per row,
-    or minus the squared error); None when the run has no file."""
+    """``{row id: (score, correct or None)}`` of a run's file, higher score better; None when the run has none.
+    Files written before rows had a score: accuracy per row, or minus the squared error."""
     path = Path(run_dir) / FILE
     if not path.exists():
         return None
     rows = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
-        if "correct" in row:
-            rows[row["id"]] = (float(row["correct"]), bool(row["correct"]))
+        correct = bool(row["correct"]) if "correct" in row else None
+        if "score" in row:
+            rows[row["id"]] = (float(row["score"]), correct)
+        elif correct is not None:
+            rows[row["id"]] = (float(correct), correct)
         else:
             rows[row["id"]] = (-((float(row["prediction"]) - float(row["gold"])) ** 2), None)
     return rows
+
+
+def measure(run_dir: Path) -> str:
+    """What a run's per-row score is (the file's first row says; older files: accuracy or squared error)."""
+    with open(Path(run_dir) / FILE, encoding="utf-8") as f:
+        row = json.loads(f.readline() or "{}")
+    return row.get("measure") or ("accuracy" if "correct" in row else "minus squared error")
 
 
 def evidence(best_runs: list, runner_runs: list, over: tuple[str, ...]) -> str:
@@ -133,14 +152,15 @@ def evidence(best_runs: list, runner_runs: list, over: tuple[str, ...]) -> str:
 
     def loaded(runs):
         found = [
-            (", ".join(f"{k}={r.overrides.get(k, '')}" for k in over), f"run {r.label}", read(r.path))
+            (", ".join(f"{k}={r.overrides.get(k, '')}" for k in over), r, read(r.path))
             for r in runs
             if r.status == "completed"
         ]
-        found = [(key, label, rows) for key, label, rows in found if rows]
+        found = [(key, run, rows) for key, run, rows in found if rows]
         unique = len({key for key, _, _ in found}) == len(found)  # else runs share a seed: no pairs
-        return {key if unique else label: rows for key, label, rows in found}
+        return {key if unique else f"run {run.label}": (run, rows) for key, run, rows in found}
 
     a, b = loaded(best_runs), loaded(runner_runs)
-    regression = any(row[1] is None for rows in [*a.values(), *b.values()] for row in rows.values())
-    return stats.describe_examples(stats.per_example(a, b), "minus squared error" if regression else "accuracy")
+    measures = {measure(run.path) for run, _ in [*a.values(), *b.values()]}
+    test = stats.per_example({k: rows for k, (_, rows) in a.items()}, {k: rows for k, (_, rows) in b.items()})
+    return stats.describe_examples(test, " / ".join(sorted(measures)))

@@ -23,190 +23,17 @@ configurations with K more seeds into the same sweep folder (tunelab/sweeps/reru
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
-import os
 import shlex
-import statistics
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunelab.errors import TunelabError
 from tunelab.run import test_predictions
 from tunelab.sweeps import stats
-from tunelab.sweeps.report import markdown_table, plot, tables, text_table
-
-# overrides that say how a sweep ran, not what a run is
-IGNORED_PREFIXES = (
-    "hydra.",
-    "hydra/",
-    "resume=",
-    "+resume=",
-    "print_config=",
-    "~callbacks.progress_bar",
-    "+callbacks.optuna.",
-)  # the Optuna sweeper's bookkeeping (the job number is the trial's)
-
-
-@dataclass
-class Run:
-    path: Path
-    label: str
-    status: str
-    overrides: dict[str, str]
-    metrics: dict[str, float] = field(default_factory=dict)
-    error: str = ""
-
-
-def _overrides(run_dir: Path) -> dict[str, str]:
-    """``key -> value`` from Hydra's record of the job's command-line overrides."""
-    record = run_dir / ".hydra" / "overrides.yaml"
-    if not record.exists():
-        return {}
-    from omegaconf import OmegaConf
-
-    items = [str(o) for o in OmegaConf.load(record) if not str(o).startswith(IGNORED_PREFIXES)]
-    return dict(item.split("=", 1) if "=" in item else (item, "") for item in items)
-
-
-def _status(run_dir: Path) -> tuple[str, str]:
-    if (run_dir / "metrics.json").exists():
-        from tunelab.run.record import is_fast_dev_run
-
-        if is_fast_dev_run(run_dir):  # one batch per split: not a result to rank
-            return "fast_dev_run", "a debug=fast_dev_run check (one batch per split), not a result"
-        return "completed", ""
-    if not (run_dir / "run.json").exists():
-        return "not started", ""
-    info = json.loads((run_dir / "run.json").read_text())
-    error = info.get("error", "")
-    if info.get("status") == "failed":
-        return ("pruned" if error.startswith("TrialPruned") else "failed"), error
-    return "unfinished", "no metrics.json: killed or still running (rerun the sweep with resume=true)"
-
-
-def _is_run(path: Path) -> bool:
-    return (path / "run.json").exists() or (path / ".hydra").is_dir() or (path / "metrics.json").exists()
-
-
-def collect(paths: list[str]) -> list[Run]:
-    """The runs in the given folders: each a run folder, or a sweep folder holding run folders."""
-    runs: list[Run] = []
-    for given in paths:
-        root = Path(given).expanduser()
-        if not root.is_dir():
-            raise TunelabError(
-                f"'{given}' is not a folder. Give a sweep folder (outputs/multirun/<time>) "
-                "or run folders (outputs/runs/<time>)."
-            )
-        folders = (
-            [root]
-            if _is_run(root)
-            else sorted(
-                (p for p in root.iterdir() if p.is_dir() and _is_run(p)),
-                key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name),
-            )
-        )
-        if not folders:
-            raise TunelabError(
-                f"No runs in '{given}': none of its folders has run.json or .hydra/. "
-                "Is it the folder a sweep printed (outputs/multirun/<time>)?"
-            )
-        for folder in folders:
-            status, error = _status(folder)
-            metrics = json.loads((folder / "metrics.json").read_text())["metrics"] if status == "completed" else {}
-            label = folder.name if len(paths) == 1 and folder != root else f"{folder.parent.name}/{folder.name}"
-            runs.append(Run(folder, label, status, _overrides(folder), metrics, error))
-    return runs
-
-
-def swept_keys(runs: list[Run]) -> list[str]:
-    """Override keys whose value differs between runs, in first-seen order."""
-    keys: list[str] = []
-    for run in runs:
-        keys += [k for k in run.overrides if k not in keys]
-    return [k for k in keys if len({run.overrides.get(k) for run in runs}) > 1]
-
-
-def default_metric(runs: list[Run]) -> tuple[str, str]:
-    """The test twin of the metric the runs followed (val/accuracy -> test/accuracy), and its mode."""
-    for run in runs:
-        if run.status == "completed":
-            monitor = json.loads((run.path / "metrics.json").read_text()).get("monitor", {})
-            name, mode = monitor.get("metric", "val/loss"), monitor.get("mode", "min")
-            test = "test/" + name.split("/", 1)[-1]
-            return (test if test in run.metrics else name), mode
-    return "test/loss", "min"
-
-
-@dataclass
-class Group:
-    key: tuple
-    runs: list[Run]
-    values: list[float]
-    pairs: list[tuple] = field(default_factory=list)  # per value: the run's --over values (seed): pairs runs
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.values) if self.values else math.nan
-
-    @property
-    def std(self) -> float:
-        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0 if self.values else math.nan
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values) if self.values else math.nan
-
-    @property
-    def ci95(self) -> tuple[float, float]:
-        return stats.confidence_interval(self.values)
-
-    def by_pair(self) -> dict:
-        """{seed (the --over values): metric}; runs that share one (no seed override) cannot be paired."""
-        if len(set(self.pairs)) < len(self.pairs):
-            return {("run", i): v for i, v in enumerate(self.values)}
-        return dict(zip(self.pairs, self.values))
-
-
-def aggregate(runs: list[Run], keys: list[str], metric: str, over: tuple[str, ...] = ("seed",)) -> list[Group]:
-    """Runs with the same swept values except the keys in ``over`` (the seed; the fold of a
-    cross-validation) form one configuration."""
-    config_keys = [k for k in keys if k not in over]
-    groups: dict[tuple, Group] = {}
-    for run in runs:
-        key = tuple(run.overrides.get(k, "") for k in config_keys)
-        group = groups.setdefault(key, Group(key, [], []))
-        group.runs.append(run)
-        if run.status == "completed" and metric in run.metrics:
-            group.values.append(run.metrics[metric])
-            group.pairs.append(tuple(run.overrides.get(k, "") for k in over))
-    return list(groups.values())
-
-
-def best_group(groups: list[Group], mode: str) -> Group | None:
-    scored = [g for g in groups if g.values]
-    if not scored:
-        return None
-    return (max if mode == "max" else min)(scored, key=lambda g: g.mean)
-
-
-def significance(groups: list[Group], best: Group | None, mode: str) -> tuple[dict, Group | None]:
-    """({id(group): Comparison against the best, Holm-corrected over all}, the runner-up)."""
-    ranked = sorted((g for g in groups if g.values and g is not best), key=lambda g: g.mean, reverse=mode == "max")
-    if best is None or not ranked:
-        return {}, None
-    results = stats.compare_to_best(best.by_pair(), [g.by_pair() for g in ranked])
-    return {id(g): r for g, r in zip(ranked, results)}, ranked[0]
-
-
-def _config_label(group: Group, keys: list[str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in zip(keys, group.key)) or "the configuration"
+from tunelab.sweeps.configs import Group, aggregate, best_group, config_label, significance  # noqa: F401
+from tunelab.sweeps.plot import plot
+from tunelab.sweeps.report import markdown_table, tables, text_table, write_csv
+from tunelab.sweeps.runs import Run, collect, default_metric, latest_sweep, swept_keys  # noqa: F401
 
 
 def compare(
@@ -230,27 +57,25 @@ def compare(
     groups = aggregate(runs, keys, metric, over)
     best = best_group(groups, mode)
     tests, runner = significance(groups, best, mode)
-    run_header, run_rows, summary_header, summary_rows = tables(runs, groups, keys, metric, best, over, tests)
+    runs_table, summary = tables(runs, groups, keys, metric, best, over, tests)
     config_keys = [k for k in keys if k not in over]
     findings = []
     if runner is not None:
         findings = [
-            stats.verdict(_config_label(best, config_keys), _config_label(runner, config_keys), tests[id(runner)]),
+            stats.verdict(config_label(best, config_keys), config_label(runner, config_keys), tests[id(runner)]),
             test_predictions.evidence(best.runs, runner.runs, over),
         ]
 
     target = Path(out) if out else (Path(paths[0]) / "compare")
     target.mkdir(parents=True, exist_ok=True)
-    for name, header, rows in (("runs.csv", run_header, run_rows), ("summary.csv", summary_header, summary_rows)):
-        with open(target / name, "w", newline="") as f:
-            csv.writer(f).writerows([header, *rows])
+    write_csv(runs_table, target / "runs.csv")
+    write_csv(summary, target / "summary.csv")
     constant = {k: v for k, v in (runs[0].overrides.items() if runs else []) if k not in keys}
     heading = f"{len(runs)} runs in {', '.join(paths)}; metric {metric} ({mode}); * = best"
     common = " ".join(f"{k}={v}" for k, v in constant.items()) or "(none)"
     (target / "compare.md").write_text(
-        f"# {heading}\n\nCommon overrides: `{common}`\n\n## Runs\n\n{markdown_table(run_header, run_rows)}\n\n"
-        f"## Over {', '.join(over)}\n\n{markdown_table(summary_header, summary_rows)}\n"
-        + "".join(f"\n{line}\n" for line in findings)
+        f"# {heading}\n\nCommon overrides: `{common}`\n\n## Runs\n\n{markdown_table(runs_table)}\n\n"
+        f"## Over {', '.join(over)}\n\n{markdown_table(summary)}\n" + "".join(f"\n{line}\n" for line in findings)
     )
     plot(target / "compare.png", groups, keys, metric, mode, top, over)
 
@@ -265,9 +90,9 @@ def compare(
         "tests": tests,
         "findings": findings,
     }
-    print(f"{heading}\ncommon overrides: {common}\n\n{text_table(run_header, run_rows)}\n")
+    print(f"{heading}\ncommon overrides: {common}\n\n{text_table(runs_table)}\n")
     if any(g.n > 1 for g in groups):
-        print(text_table(summary_header, summary_rows) + "\n")
+        print(text_table(summary) + "\n")
     for run in runs:
         if run.status != "completed":
             print(f"  {run.label}: {run.status}{': ' + run.error[:200] if run.error else ''}")
@@ -293,14 +118,6 @@ def compare(
     return result
 
 
-def _latest_sweep() -> str:
-    root = Path(os.environ.get("TUNELAB_OUTPUTS", "outputs")) / "multirun"
-    sweeps = sorted(root.glob("*/multirun.yaml"), key=lambda p: p.stat().st_mtime)
-    if not sweeps:
-        raise TunelabError(f"No sweep under {root}. Run one with `tunelab train -m ...`.")
-    return str(sweeps[-1].parent)
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="tunelab compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -323,7 +140,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--seeds", type=int, default=3, metavar="K", help="new seeds per rerun configuration (3)")
     args = parser.parse_args(argv)
-    paths = [_latest_sweep() if p == "latest" else p for p in args.paths]
+    paths = [latest_sweep() if p == "latest" else p for p in args.paths]
     over = tuple(k.strip() for k in args.over.split(","))
     result = compare(paths, args.metric, args.mode, args.out, args.top, over)
     if args.rerun_top:

@@ -6,8 +6,10 @@
    size, precision, task) once: the real ``tunelab train`` of its first job on the real data, cut to
    a few batches per split (``limit_*_batches``), timing every batch and every checkpoint save.
    Batch time is fitted as ``a + b * padded tokens`` (train and evaluation separately); everything
-   else the short run spent (model load, data setup, checkpoint writes and reloads, test and
-   prediction start-up) is the shape's fixed cost.
+   else the short run spent is the shape's fixed cost, in three parts (tunelab/sweeps/profile.py
+   ``fixed_costs``): the time to the first step (model load, data set-up, the first step's warm-up),
+   the loop overhead of a validation pass, and the after-fit part (test and prediction start-up,
+   checkpoint reloads), each less the fitted seconds of the batches it contains.
 3. Plan each job's batches exactly: the samplers the run will use give every batch's rows and
    padded length without tokenizing or collating anything; epochs, ``max_steps``, ``limit_*``,
    ``val_check_interval`` and the test-predictions pass are counted as the run will.
@@ -123,7 +125,7 @@ def plan(cfg, datamodule) -> dict:
         "val_passes": passes,
         "sanity": val[: int(trainer.get("num_sanity_val_steps") or 0)],
         "test": test if tests else [],
-        "predict": test if tests and test_predictions._codec(datamodule.task) is not None else [],
+        "predict": test if tests and test_predictions.covers(datamodule.task) else [],
     }
 
 
@@ -151,7 +153,7 @@ def _datamodule(cfg, cache: dict):
         task = instantiate(cfg.task, "task")
         datamodule = instantiate(cfg.data, "data", task=task)
         with contextlib.redirect_stdout(io.StringIO()):
-            datamodule.prepare_data()
+            task.setup(datamodule.tokenizer, datamodule.learn_labels())
             datamodule.setup("fit")
         cache[key] = datamodule
     datamodule = cache[key]
@@ -165,9 +167,11 @@ def job_seconds(shape: dict, batches: dict) -> dict:
     val_s = batches["val_passes"] * float(np.sum(shape["eval"](batches["val"]))) if batches["val"] else 0.0
     other_eval = batches["sanity"] + batches["test"] + batches["predict"]
     test_s = float(np.sum(shape["eval"](other_eval))) if other_eval else 0.0
-    # the profile saved once per kind (best at its validation, last at its epoch end); more epochs save more
-    saves = max(0, batches["val_passes"] - 1) + max(0, batches["epochs"] - 1)
-    fixed = shape["fixed"] + saves * shape["save"]
+    # the profile ran one validation pass and saved once per kind (best at its validation, last at its epoch
+    # end); more passes pay their loop overhead again, more epochs save more
+    extra_passes = max(0, batches["val_passes"] - 1)
+    saves = extra_passes + max(0, batches["epochs"] - 1)
+    fixed = shape["fixed"] + extra_passes * shape.get("per_validation", 0.0) + saves * shape["save"]
     return {"train": train_s, "eval": val_s + test_s, "fixed": fixed, "seconds": train_s + val_s + test_s + fixed}
 
 
@@ -209,6 +213,9 @@ def estimate(argv: list[str]) -> dict:
                     "train_seconds": round(cost["train"], 1),
                     "eval_seconds": round(cost["eval"], 1),
                     "fixed_seconds": round(cost["fixed"], 1),
+                    "fixed_parts": {
+                        k: round(shape[k], 2) for k in ("before_first_step", "per_validation", "after_fit")
+                    },
                     "peak_memory_mb": shape["peak_mb"],
                     "checkpoint_mb": round(shape["checkpoint_mb"], 1),
                 }

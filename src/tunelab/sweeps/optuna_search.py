@@ -6,7 +6,7 @@ so Lightning cannot report to it and nothing is ever pruned (STACK.md). Here:
   * the sweeper (``run_search``) keeps the study in an SQLite file in the sweep folder, asks
     ``n_jobs`` trials at a time and launches them as ordinary sweep jobs through whatever launcher
     is configured (basic, joblib, submitit, SLURM), so a trial may run in another process or machine;
-  * each job gets a ``ReportToOptuna`` callback (added by overrides) that opens the same study,
+  * each job gets a ``ReportToOptuna`` callback (tunelab/sweeps/optuna_trial.py) (added by overrides) that opens the same study,
     reports the followed validation metric after every validation, and raises
     ``optuna.TrialPruned`` when the pruner says so; the run ends with status "pruned";
   * the sweeper tells the study each trial's outcome: the best validation value of completed
@@ -20,9 +20,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import lightning as L
-
 from tunelab.errors import TunelabError
+from tunelab.sweeps.optuna_trial import ReportToOptuna, built  # noqa: F401  (ReportToOptuna: the old target)
 
 CALLBACK = "+callbacks.optuna"
 
@@ -92,17 +91,6 @@ def _outcome(result, monitor: str | None = None) -> tuple[str, float | None, str
     return "fail", None, f"{type(error).__name__}: {str(error)[:300]}"
 
 
-def _built(spec):
-    """Hydra builds the sweeper's nested ``_target_`` configs itself; build them when it did not."""
-    from omegaconf import DictConfig
-
-    if isinstance(spec, (dict, DictConfig)):
-        from hydra.utils import instantiate
-
-        return instantiate(spec)
-    return spec
-
-
 def _flow(spec) -> str:
     """A flat config as a Hydra override value: {_target_: optuna.pruners.MedianPruner, n_startup_trials: 2}."""
     if spec is None:
@@ -154,8 +142,8 @@ def run_search(
         storage=storage,
         direction=direction,
         load_if_exists=True,
-        sampler=_built(sampler),
-        pruner=_built(pruner),
+        sampler=built(sampler),
+        pruner=built(pruner),
     )
     _requeue_interrupted(study)
     arguments, seeds = _trial_seeds(arguments, sweeper.config, seeds_per_trial)
@@ -170,7 +158,7 @@ def run_search(
         for trial in trials:
             chosen = [f"{name}={suggest(trial, name, spec)!r}".replace("'", "") for name, spec in params.items()]
             report = [
-                f"{CALLBACK}._target_=tunelab.sweeps.optuna_search.ReportToOptuna",
+                f"{CALLBACK}._target_=tunelab.sweeps.optuna_trial.ReportToOptuna",
                 f"{CALLBACK}.storage='{storage}'",
                 f"{CALLBACK}.study={study_name}",
                 f"{CALLBACK}.trial={trial.number}",
@@ -281,41 +269,3 @@ def _write_summary(study, path: Path) -> None:
         f"[optuna] {len(trials)} trials: {counts['complete']} complete, {counts['pruned']} pruned, "
         f"{counts['fail']} failed; best {best}; study in {path}"
     )
-
-
-class ReportToOptuna(L.Callback):
-    """In a trial's job: report the followed validation metric to the study; stop the run when pruned."""
-
-    def __init__(self, storage: str, study: str, trial: int, monitor: str | None = None, pruner=None):
-        self.storage, self.study_name, self.number, self.monitor = storage, study, trial, monitor
-        self.pruner = pruner  # the sweeper's pruner (built by Hydra from its config)
-        self._trial = None
-
-    def _open_trial(self):
-        import optuna
-
-        study = optuna.load_study(study_name=self.study_name, storage=self.storage, pruner=_built(self.pruner))
-        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, self.number)
-        return optuna.trial.Trial(study, trial_id)
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking:
-            return
-        import optuna
-
-        from tunelab.callbacks import best_checkpoint_callback
-
-        monitor = self.monitor or getattr(best_checkpoint_callback(trainer), "monitor", None)
-        if monitor not in trainer.callback_metrics:
-            raise TunelabError(
-                f"Optuna follows '{monitor}', which this run does not log. "
-                f"Logged: {', '.join(sorted(trainer.callback_metrics))}. Set hydra.sweeper.monitor."
-            )
-        value = float(trainer.callback_metrics[monitor])
-        prune = False
-        if trainer.is_global_zero:  # one report per validation, however many ranks
-            self._trial = self._trial or self._open_trial()
-            self._trial.report(value, step=trainer.global_step)
-            prune = self._trial.should_prune()
-        if trainer.strategy.broadcast(prune, src=0):  # every rank stops together (DDP/FSDP)
-            raise optuna.TrialPruned(f"pruned at step {trainer.global_step}: {monitor}={value:.4f}")

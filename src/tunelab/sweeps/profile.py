@@ -38,6 +38,8 @@ def _step_timer_class():
 
         def __init__(self):
             self.train, self.eval, self.saves, self._start = [], [], [], None
+            self.stages: dict[str, list[int]] = {}  # sanity / val / test / predict: each eval batch's tokens
+            self.first_step_end = self.fit_end = None  # perf_counter() after the first train batch, after fit
             StepTimer.current = self
 
         def setup(self, trainer, pl_module, stage):
@@ -64,12 +66,18 @@ def _step_timer_class():
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             self._end(self.train)
+            self.first_step_end = self.first_step_end or time.perf_counter()
+
+        def on_fit_end(self, trainer, pl_module):
+            self.fit_end = time.perf_counter()
 
         def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
             self._begin(batch)
 
         def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
             self._end(self.eval)
+            stage = "sanity" if trainer.sanity_checking else trainer.state.stage.value
+            self.stages.setdefault("val" if stage == "validate" else stage, []).append(self.eval[-1][0])
 
         on_test_batch_start = on_predict_batch_start = on_validation_batch_start
         on_test_batch_end = on_predict_batch_end = on_validation_batch_end
@@ -169,7 +177,8 @@ def profile(overrides: list[str], workdir: Path) -> dict:
     started = time.perf_counter()
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), _quiet_loggers():
         train(cfg)
-    wall = time.perf_counter() - started
+    ended = time.perf_counter()
+    wall = ended - started
     timer = _CLASSES["StepTimer"].current
     summary = json.loads((out / "metrics.json").read_text())
     checkpoints = (
@@ -177,13 +186,40 @@ def profile(overrides: list[str], workdir: Path) -> dict:
         if (out / "checkpoints").exists()
         else 0
     )
-    measured = sum(t for _, t in timer.train) + sum(t for _, t in timer.eval)
+    train_fit, eval_fit = _fit(timer.train[1:] or timer.train), _fit(timer.eval[1:] or timer.eval)
     return {
-        "train": _fit(timer.train[1:] or timer.train),
-        "eval": _fit(timer.eval[1:] or timer.eval),
+        "train": train_fit,
+        "eval": eval_fit,
         "save": float(np.mean(timer.saves)) if timer.saves else 0.0,
-        "fixed": max(0.0, wall - measured),
+        **fixed_costs(timer, started, ended, train_fit, eval_fit),
         "peak_mb": _peak_memory_mb(summary.get("peak_memory_mb")),
         "checkpoint_mb": checkpoints / 2**20,
         "profile_seconds": wall,
     }
+
+
+def fixed_costs(timer, started: float, ended: float, train_fit, eval_fit) -> dict:
+    """The profile run's seconds that the per-batch fits do not explain, in three parts:
+
+    - ``before_first_step``: from the job's start to the end of its first training batch (config, model
+      load, data set-up and tokenization, Lightning's set-up, the first step's warm-up), less what the fits
+      give the first batch and the sanity-check batches (planned as batches);
+    - ``per_validation``: the rest of fit beyond its fitted batches and checkpoint saves (loop, iterator
+      and metric overhead), for the profile's one validation pass: charged per planned pass;
+    - ``after_fit``: from the end of fit to the job's end (test and prediction set-up, best-checkpoint
+      reloads, the raw test split, metrics.json), less the fitted test and prediction batches.
+    Each is what a job pays however few rows it has; ``fixed`` is their sum with the profile's saves."""
+
+    def fitted(fit, tokens) -> float:
+        return float(np.sum(fit(tokens))) if tokens else 0.0
+
+    tokens = [t for t, _ in timer.train]
+    stages = timer.stages
+    first_end = timer.first_step_end or timer.fit_end or ended
+    fit_end = timer.fit_end or ended
+    before = first_end - started - fitted(train_fit, tokens[:1]) - fitted(eval_fit, stages.get("sanity", []))
+    during = fit_end - first_end - fitted(train_fit, tokens[1:]) - fitted(eval_fit, stages.get("val", []))
+    during -= sum(timer.saves)
+    after = ended - fit_end - fitted(eval_fit, stages.get("test", []) + stages.get("predict", []))
+    parts = {"before_first_step": max(0.0, before), "per_validation": max(0.0, during), "after_fit": max(0.0, after)}
+    return {**parts, "fixed": sum(parts.values()) + sum(timer.saves)}

@@ -184,7 +184,7 @@ def describe_examples(test: ExampleTest | None, measure: str, alpha: float = ALP
     if test is None:
         return (
             "No per-example test: the best and the runner-up need test_predictions.jsonl on shared test rows "
-            "(written by every classification, multiple-choice and regression run)."
+            "(written by every run that tests, of every built-in head)."
         )
     low, high = test.ci95
     mcnemar = "; ".join(f"{key}: {a} vs {b} rows, p = {p:.3g}" for key, a, b, p in test.mcnemar)
