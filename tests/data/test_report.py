@@ -90,6 +90,7 @@ def test_accents_stripped_by_an_uncased_tokenizer_warn_and_cache_hit_repeats(
             tokenizer=tiny_backbone,
             columns={"text": "review", "label": "stars"},
         )
+        dm.task.setup(dm.tokenizer, dm.learn_labels())
         dm.setup()
         return dm, capsys.readouterr().out
 
@@ -112,6 +113,7 @@ def test_english_data_gets_no_tokenizer_warning(tiny_backbone, tmp_path, mr_csv,
         columns={"text": "review", "label": "sentiment"},
         cache=False,
     )
+    dm.task.setup(dm.tokenizer, dm.learn_labels())
     dm.setup()
     out = capsys.readouterr().out
     assert "data: tokenizer of " in out and "fits this data poorly" not in out
@@ -148,3 +150,86 @@ def test_seq2seq_is_scored_against_raw_references(tiny_backbone, tmp_path, outpu
     module.task.collate(datamodule.tokenizer)
     refs = module.task.references(batch)
     assert set(refs) <= set(words) and any("ñ" in r for r in refs)  # as written, not "nino"
+
+
+def _rows(**columns):
+    import datasets
+
+    return datasets.Dataset.from_dict(columns)
+
+
+def test_question_answering_counts_rows_needing_more_than_one_window_and_answers_no_window_holds(tiny_backbone):
+    """One window per row up to max_length (question + context + 3 special tokens); longer contexts are split
+    into overlapping windows: reported, not a warning, unless an answer crosses every window's edge."""
+    from transformers import AutoTokenizer
+
+    from tunelab.data import report
+    from tunelab.tasks.question_answering import QuestionAnswering
+
+    tok = AutoTokenizer.from_pretrained(tiny_backbone)
+    contexts = [" ".join(["word"] * n) + " Paris is the answer ." for n in (2, 5, 10, 40, 80)]
+    questions = ["where is it ?"] * len(contexts)
+    answers = [{"text": ["Paris"], "answer_start": [c.index("Paris")]} for c in contexts]
+    splits = {"train": _rows(question=questions, context=contexts, answers=answers)}
+    task = QuestionAnswering(doc_stride=4)
+    r = report.truncation(splits, task, tok, max_length=32)["train"]["question + context"]
+    lengths = np.array([len(tok(q, c)["input_ids"]) for q, c in zip(questions, contexts)])
+    assert (r["rows"], r["cut"], r["longest"]) == (5, int((lengths > 32).sum()), int(lengths.max())) and r["cut"] == 2
+    assert r["keeps_95"] == math.ceil(np.percentile(lengths, 95)) and r["answers_lost"] == 0
+    [line] = report.lines({"truncation": {"train": {"question + context": r}}}, "tiny")
+    assert line == (
+        f"data: 2 of 5 train rows (40.0%) need more than one window at data.max_length=32 tokens (question + "
+        f"context, longest {lengths.max()}; the context is split into windows overlapping by task.doc_stride "
+        f"tokens); data.max_length={r['keeps_95']} keeps 95% in one window."
+    )
+    # an answer longer than a window's room can be in no window whole: that row trains as "no answer"
+    long_answer = " ".join(["paris"] * 30)
+    lost = {"train": _rows(question=["where ?"], context=[long_answer + " ."], answers=[
+        {"text": [long_answer], "answer_start": [0]}])}  # fmt: skip
+    r = report.truncation(lost, task, tok, max_length=32)["train"]["question + context"]
+    assert r["answers_lost"] == 1
+    assert "WARNING data: 1 of 1 train rows have their answer in no single window" in "\n".join(
+        report.lines({"truncation": {"train": {"question + context": r}}}, "tiny")
+    )
+
+
+def test_multiple_choice_counts_rows_with_a_cut_context_choice_pair(tiny_backbone):
+    from transformers import AutoTokenizer
+
+    from tunelab.data import report
+    from tunelab.tasks.multiple_choice import MultipleChoice
+
+    tok = AutoTokenizer.from_pretrained(tiny_backbone)
+    texts = ["the cat sat on the mat", "a dog ran", " ".join(["long"] * 30)]
+    choices = [["and slept", "and " + " ".join(["ate"] * 20)], ["away", "home"], ["yes", "no"]]
+    splits = {"validation": _rows(text=texts, choices=choices, label=[0, 1, 0])}
+    r = report.truncation(splits, MultipleChoice(), tok, max_length=24)["validation"]["text + choice"]
+    longest_pair = [max(len(tok(t, c)["input_ids"]) for c in cs) for t, cs in zip(texts, choices)]
+    assert r["cut"] == sum(n > 24 for n in longest_pair) == 2  # row 0 by its long choice, row 2 by its context
+    assert (r["rows"], r["longest"], r["keeps_95"]) == (
+        3,
+        max(longest_pair),
+        math.ceil(np.percentile(longest_pair, 95)),
+    )
+    assert (
+        f"WARNING data: 2 of 3 validation rows (66.7%) have their text + choice cut at data.max_length=24 tokens "
+        f"(longest {max(longest_pair)}); data.max_length={r['keeps_95']} keeps 95% whole."
+    ) in report.lines({"truncation": {"validation": {"text + choice": r}}}, "tiny")
+
+
+def test_seq2seq_targets_are_measured_against_the_max_target_length_as_set(tiny_backbone):
+    """The limit printed is task.max_target_length as the user set it (not + 1 for the [CLS] the task drops)."""
+    from transformers import AutoTokenizer
+
+    from tunelab.data import report
+    from tunelab.tasks.seq2seq import Seq2Seq
+
+    tok = AutoTokenizer.from_pretrained(tiny_backbone)
+    targets = ["one two three", "one two three four five six seven"]  # 4 and 8 target tokens with the [SEP]
+    splits = {"train": _rows(text=["a", "b"], target=targets)}
+    r = report.truncation(splits, Seq2Seq(max_target_length=6), tok, max_length=32)["train"]["target"]
+    assert (r["limit"], r["cut"], r["longest"]) == (6, 1, len(tok(targets[1])["input_ids"]) - 1) and r["longest"] == 8
+    assert (
+        "at task.max_target_length=6 tokens (longest 8)"
+        in report.lines({"truncation": {"train": {"target": r}}}, "t")[0]
+    )

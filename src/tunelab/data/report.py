@@ -3,6 +3,10 @@
   - truncation: per split, how many rows are longer than the length they are cut at
     (``data.max_length``; seq2seq sources ``task.max_source_length``, targets ``task.max_target_length``)
     and the length that would keep 95% of them whole;
+  - question answering: how many (question, context) rows need more than one window of ``data.max_length``
+    (nothing is lost: the context is cut into overlapping windows) and how many have their answer in no single
+    window (it trains as "no answer"), counted by the task's own windowing; the length that keeps 95% in one;
+  - multiple choice: rows with a (context, choice) pair cut at ``data.max_length`` (the task truncates each pair);
   - fit of the tokenizer: on a sample of the training texts, the share of [UNK] tokens, the share of
     characters the tokenizer's normalizer changes beyond lower-casing (accents stripped: an uncased
     English model turns "ñ" into "n", so a model trained on it can never write "ñ"), and word pieces
@@ -41,6 +45,16 @@ def _texts(task, rows) -> dict[str, list]:
         if "target" in cols:
             out["target"] = form(rows["target"])
         return out
+    if name == "question_answering" and {"question", "context"} <= set(cols):
+        return {"question + context": [(q.lstrip(), c) for q, c in zip(rows["question"], rows["context"])]}
+    if name == "multiple_choice" and {"text", "choices"} <= set(cols):
+        questions = rows["question"] if "question" in cols else [None] * len(rows)
+        return {
+            "text + choice": [
+                [(text, f"{q} {c}".strip() if isinstance(q, str) and q.strip() else c) for c in choices]
+                for text, choices, q in zip(rows["text"], rows["choices"], questions)
+            ]
+        }
     if name in ("sequence_classification", "regression", "causal_lm") and "text" in cols:
         return {"text": [t for t in rows["text"] if isinstance(t, str) and t.strip()]}
     return {}
@@ -53,17 +67,37 @@ def _limits(task, max_length: int) -> dict[str, tuple[int, str]]:
                 task.max_source_length or max_length,
                 "task.max_source_length" if task.max_source_length else "data.max_length",
             ),
-            "target": (task.max_target_length + 1, "task.max_target_length"),
-        }  # + the dropped [CLS]
-    return {"tokens": (max_length, "data.max_length"), "text": (max_length, "data.max_length")}
+            "target": (task.max_target_length, "task.max_target_length"),
+        }
+    return dict.fromkeys(("tokens", "text", "question + context", "text + choice"), (max_length, "data.max_length"))
 
 
 def _lengths(tokenizer, inputs) -> list[int]:
-    if inputs and isinstance(inputs[0], list):
+    """Tokens per row without truncation; a multiple-choice row counts its longest (context, choice) pair."""
+    if inputs and isinstance(inputs[0], list) and isinstance(inputs[0][0], tuple):
+        pairs = [pair for row in inputs for pair in row]
+        enc = tokenizer([a for a, _ in pairs], [b for _, b in pairs], truncation=False)
+        each, out = iter(len(ids) for ids in enc["input_ids"]), []
+        for row in inputs:
+            out.append(max(next(each) for _ in row))
+        return out
+    if inputs and isinstance(inputs[0], tuple):
+        enc = tokenizer([a for a, _ in inputs], [b for _, b in inputs], truncation=False)
+    elif inputs and isinstance(inputs[0], list):
         enc = tokenizer(inputs, is_split_into_words=True, truncation=False)
     else:
         enc = tokenizer(inputs, truncation=False)
     return [len(ids) for ids in enc["input_ids"]]
+
+
+def _answers_lost(task, ds, tokenizer, max_length: int) -> int:
+    """Rows with an answer that no window holds whole, by the task's own windowing (they train as "no answer")."""
+    if "answers" not in ds.column_names:
+        return 0
+    rows = {k: list(ds[k]) for k in ("question", "context", "answers")}
+    features = task.preprocess({**rows, "idx": list(range(len(ds)))}, tokenizer, max_length)
+    found = {i for i, start in zip(features["idx"], features["start_positions"]) if start > 0}
+    return sum(1 for i, a in enumerate(rows["answers"]) if (a or {}).get("text") and i not in found)
 
 
 def truncation(splits, task, tokenizer, max_length: int, seed: int = 0) -> dict:
@@ -80,7 +114,9 @@ def truncation(splits, task, tokenizer, max_length: int, seed: int = 0) -> dict:
                 continue
             limit, setting = _limits(task, max_length)[column]
             lengths = np.array(_lengths(tokenizer, inputs))
-            report.setdefault(split, {})[column] = {
+            if column == "target":  # target tokens as learned: [CLS] dropped, [SEP] the end of sequence
+                lengths = lengths - 1
+            entry = report.setdefault(split, {})[column] = {
                 "rows": int(len(lengths)),
                 "cut": int((lengths > limit).sum()),
                 "limit": int(limit),
@@ -88,16 +124,23 @@ def truncation(splits, task, tokenizer, max_length: int, seed: int = 0) -> dict:
                 "keeps_95": int(math.ceil(np.percentile(lengths, 95))),
                 "longest": int(lengths.max()),
             }
+            if column == "question + context":  # windows, not cuts: what is lost is an answer split by them
+                entry["windows"] = True
+                entry["answers_lost"] = _answers_lost(task, ds, tokenizer, max_length)
     return report
 
 
 def _plain_strings(task, ds) -> list[str]:
-    return [
-        " ".join(v) if isinstance(v, list) else v
-        for values in _texts(task, ds).values()
-        for v in values
-        if isinstance(v, (str, list))
-    ]
+    out = []
+    for values in _texts(task, ds).values():
+        for v in values:
+            if isinstance(v, tuple):  # (question, context)
+                out += list(v)
+            elif isinstance(v, list) and v and isinstance(v[0], tuple):  # a context and its choices
+                out += [v[0][0], *(b for _, b in v)]
+            elif isinstance(v, (str, list)):
+                out.append(" ".join(v) if isinstance(v, list) else v)
+    return out
 
 
 def tokenizer_fit(train, task, tokenizer) -> dict | None:
@@ -140,7 +183,9 @@ def lines(report: dict, backbone: str) -> list[str]:
     out = []
     for split, columns in report.get("truncation", {}).items():
         for column, r in columns.items():
-            if r["cut"]:
+            if r.get("windows"):
+                out += _window_lines(split, r)
+            elif r["cut"]:
                 out.append(
                     f"WARNING data: {r['cut']} of {r['rows']} {split} rows ({100 * r['cut'] / r['rows']:.1f}%) "
                     f"have their {column} cut at {r['setting']}={r['limit']} tokens (longest {r['longest']}); "
@@ -173,6 +218,26 @@ def lines(report: dict, backbone: str) -> list[str]:
                 "bert-base-multilingual-cased, xlm-roberta-base), or model.backbone=/path/to/a/local/folder "
                 "offline (docs/data.md, 'Other languages')."
             )
+    return out
+
+
+def _window_lines(split: str, r: dict) -> list[str]:
+    share = f"{r['cut']} of {r['rows']} {split} rows ({100 * r['cut'] / r['rows']:.1f}%)"
+    if r["cut"]:
+        out = [
+            f"data: {share} need more than one window at {r['setting']}={r['limit']} tokens (question + context, "
+            f"longest {r['longest']}; the context is split into windows overlapping by task.doc_stride tokens"
+            f"); {r['setting']}={r['keeps_95']} keeps 95% in one window."
+        ]
+    else:
+        out = [f"data: {split} question + context: all in one window at {r['setting']}={r['limit']} (longest "
+               f"{r['longest']} tokens)."]  # fmt: skip
+    if r.get("answers_lost"):
+        out.append(
+            f"WARNING data: {r['answers_lost']} of {r['rows']} {split} rows have their answer in no single window "
+            f"(it crosses a window's edge or is longer than one): they train as 'no answer'. Raise {r['setting']} "
+            f"(to {r['keeps_95']}: 95% in one window) or task.doc_stride."
+        )
     return out
 
 
