@@ -87,7 +87,7 @@ def seq2seq_baselines(test, task, tokenizer, max_length: int) -> dict:
     from tunelab.data.corpora import sentences
     from tunelab.tasks.seq2seq import SCORES, score, spell
 
-    task.tokenizer = tokenizer
+    task.setup(tokenizer, None)
     labels = task.preprocess({"text": test["text"], "target": test["target"]}, tokenizer, max_length)["labels"]
     references = [task.decode(ids) for ids in labels]
 

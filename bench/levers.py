@@ -43,6 +43,7 @@ def main() -> None:
     with initialize_config_dir(config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=["paths.output_dir=."])
     dm = instantiate(cfg.data, "data", task=instantiate(cfg.task, "task"))
+    dm.task.setup(dm.tokenizer, dm.learn_labels())
     dm.setup("fit")  # tunelab's cached token ids
     path = resolve_backbone(cfg.model.backbone)
     datasets.disable_progress_bars()

@@ -261,6 +261,7 @@ def predict_arm(p: dict) -> None:
         cfg = compose("train", overrides=[f"seed={p['seed']}", "paths.output_dir=."])
     task = instantiate(cfg.task, "task")
     datamodule = instantiate(cfg.data, "data", task=task)
+    task.setup(datamodule.tokenizer, datamodule.learn_labels())
     datamodule.setup("fit")
     module = instantiate(cfg.model, "model", task=task)
     datamodule.eval_batch_size = p["batch_size"]
@@ -317,6 +318,7 @@ def cache_arm(p: dict) -> None:
         task.preprocess = lambda *a, **k: calls.append(len(a[0]["text"])) or real(*a, **k)  # rows tokenized
         datamodule = instantiate(cfg.data, "data", task=task)
         started = time.perf_counter()
+        task.setup(datamodule.tokenizer, datamodule.learn_labels())
         datamodule.setup("fit")
         return datamodule, {
             "seconds": time.perf_counter() - started,

@@ -58,6 +58,7 @@ def test_texts(run_dir):
 
     cfg = OmegaConf.load(run_dir / "config.yaml")
     dm = instantiate(cfg.data, task=instantiate(cfg.task))
+    dm.task.setup(dm.tokenizer, dm.learn_labels())
     dm.setup()
     raw = dm._raw_splits()["test"]
     return raw["text"], raw["label"]

@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 import torch
 
-from helpers.runs import quick, read_metrics, train_in_process
+from helpers.runs import quick, read_metrics, tiny_run, train_in_process
 from tunelab.tasks import SequenceClassification
 
 
@@ -28,6 +28,10 @@ def test_a_run_writes_config_checkpoints_logs_and_metrics(tiny_backbone, tmp_pat
     assert "train/loss" in (run / "csv" / "metrics.csv").read_text().splitlines()[0]
     assert "backbone: " + tiny_backbone in (run / "config.yaml").read_text()
     assert json.loads((run / "run.json").read_text())["status"] == "completed"
+    assert (
+        "Loaded model weights from the checkpoint at " + str(run / "checkpoints" / "best.ckpt")
+        in (run / "train.log").read_text()
+    )  # the test ran on the best checkpoint
 
 
 def test_optimizer_groups_skip_decay_on_bias_and_layernorm(tiny_backbone):
@@ -36,7 +40,7 @@ def test_optimizer_groups_skip_decay_on_bias_and_layernorm(tiny_backbone):
     task = SequenceClassification(labels=["a", "b"])
     module = TuneModule(tiny_backbone, task, optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.1))
     module.trainer = SimpleNamespace(estimated_stepping_batches=10)
-    opt = module.configure_optimizers()
+    opt = module.configure_optimizers()["optimizer"]  # with tunelab train's default schedule
     groups = {g["name"]: g for g in opt.param_groups}
     names = {id(p): n for n, p in module.model.named_parameters()}
     no_decay = [names[id(p)] for p in groups["no_decay"]["params"]]
@@ -57,9 +61,32 @@ def test_schedules_warm_up_then_decay():
             lrs.append(opt.param_groups[0]["lr"])
             opt.step()
             sched.step()
-        assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+        # transformers' warm-up: step s at s / 10 of the base rate (the first step at 0), the peak at step 10
+        assert lrs[0] == 0.0 and lrs[9] == pytest.approx(0.9) and lrs[10] == pytest.approx(1.0)
         assert lrs[10] > lrs[50] > lrs[99] >= end
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_plain_python_defaults_are_the_optimizer_and_schedule_tunelab_train_builds(tiny_backbone):
+    from helpers.tasks import compose_config
+    from tunelab.config import instantiate
+    from tunelab.model.module import TuneModule
+
+    module = TuneModule(tiny_backbone, SequenceClassification(labels=["a", "b"]))
+    module.trainer = SimpleNamespace(estimated_stepping_batches=20)
+    built = module.configure_optimizers()
+    cfg = compose_config()
+    cli = instantiate(cfg.optimizer, "optimizer")
+    optimizer = built["optimizer"]
+    assert type(optimizer) is cli.func is torch.optim.AdamW and optimizer.defaults["fused"] is True
+    assert {k: optimizer.defaults[k] for k in cli.keywords if k != "betas"} == {
+        k: v for k, v in cli.keywords.items() if k != "betas"
+    }
+    reference = cli([torch.nn.Parameter(torch.zeros(1))])
+    expected = instantiate(cfg.scheduler, "scheduler")(reference, num_training_steps=20)
+    for _ in range(20):  # the same curve step by step: 10% warm-up, then linear decay
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(reference.param_groups[0]["lr"])
+        built["lr_scheduler"]["scheduler"].step(), expected.step()
 
 
 def test_plain_python_without_hydra(tiny_backbone, tmp_path):
@@ -76,6 +103,7 @@ def test_plain_python_without_hydra(tiny_backbone, tmp_path):
         max_samples={"train": 64, "validation": 32, "test": 32},
         cache=False,
     )
+    task.setup(data.tokenizer, data.learn_labels())
     data.setup("fit")
     module = TuneModule(tiny_backbone, task, optimizer=partial(torch.optim.AdamW, lr=1e-3))
     trainer = L.Trainer(
@@ -108,11 +136,16 @@ def test_bf16_mixed_with_clipping_trains_with_the_default_fused_adamw(tiny_backb
 
     run = tmp_path / "run"
     assert train_in_process(*quick(tiny_backbone, run, "trainer.precision=bf16-mixed")) == 0
-    assert read_metrics(run)["metrics"]["test/accuracy"] >= 0.0
+    # the bf16 test pass and the per-row predictions (the best checkpoint, bf16 too) agree on every test row
+    rows = [json.loads(line) for line in (run / "test_predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == list(range(32))
+    accuracy = read_metrics(run)["metrics"]["test/accuracy"]
+    assert 0.0 <= accuracy <= 1.0 and accuracy == pytest.approx(sum(r["correct"] for r in rows) / 32)
     module = TuneModule(
         tiny_backbone,
         SequenceClassification(labels=["a", "b"]),
         optimizer=partial(torch.optim.AdamW, lr=1e-3, fused=True),
+        scheduler=None,
     )
     assert module.configure_optimizers().defaults["fused"] is True  # no trainer, no mixed precision: fused
 
@@ -130,3 +163,40 @@ def test_callbacks_ema_saves_and_tests_the_averaged_weights(tiny_backbone, tmp_p
     name = next(k for k in averaged if k.endswith("classifier.weight"))
     assert not torch.equal(averaged[name], raw[name])  # 4 steps at lr 1e-2: the average lags the raw weights
     assert "test/accuracy" in read_metrics(run)["metrics"]
+
+
+def test_enable_checkpointing_false_writes_no_checkpoint_and_tests_the_final_weights(tiny_backbone, tmp_path):
+    """The checkpoint callbacks of conf/callbacks/default.yaml step aside (Lightning refuses them alongside
+    enable_checkpointing=false): nothing is saved, and the test runs on the weights fit ended with."""
+    run = tmp_path / "run"
+    assert train_in_process(*quick(tiny_backbone, run, "trainer.enable_checkpointing=false")) == 0
+    assert not (run / "checkpoints").exists()
+    summary = read_metrics(run)
+    assert summary["best_checkpoint"] == "" and summary["checkpoint_mb"] is None and summary["monitor"]["best"] is None
+    assert {"val/accuracy", "test/accuracy", "test/loss"} <= set(summary["metrics"])
+    assert "Loaded model weights" not in (run / "train.log").read_text()  # no checkpoint loaded for the test
+    rows = (run / "test_predictions.jsonl").read_text().splitlines()
+    assert len(rows) == 32
+
+
+def test_fsdp_strategy_tests_and_predicts_with_the_weights_only_best_checkpoint(tiny_backbone, tmp_path):
+    """trainer=fsdp's strategy (one process here; tests/model/test_sharding.py runs two): after fit, test and
+    predict load best.ckpt, saved without optimizer state, for its weights. Lightning's own strategy asks
+    that checkpoint for the optimizer states fit left behind, and fails."""
+    from helpers.tasks import compose_config
+    from tunelab.commands.parts import build
+    from tunelab.config import instantiate, instantiate_each
+    from tunelab.run.distributed import job_world
+
+    overrides = [*tiny_run(tiny_backbone), "trainer=fsdp", "trainer.devices=1", "~callbacks.lr_monitor"]
+    cfg = compose_config(*overrides, f"paths.output_dir={tmp_path}")
+    best = tmp_path / "checkpoints" / "best.ckpt"
+    with job_world():  # ends the one-process group the strategy starts
+        parts = build(cfg)
+        trainer = instantiate(cfg.trainer, "trainer", callbacks=instantiate_each(cfg.callbacks), logger=False)
+        trainer.fit(parts.module, datamodule=parts.datamodule)
+        assert best.is_dir() and trainer.strategy.optimizers  # sharded; fit's optimizers are still there
+        tested = trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=str(best), verbose=False)
+        predicted = trainer.predict(parts.module, dataloaders=parts.datamodule.test_dataloader(), ckpt_path=str(best))
+    assert set(tested[0]) == {"test/loss", "test/accuracy", "test/f1_macro"}
+    assert sum(len(rows) for rows in predicted) == 16

@@ -30,35 +30,81 @@ def mr(tokenizer, **kwargs):
     return TuneDataModule(loader=partial(builtin, "mr"), task=SequenceClassification(), tokenizer=tokenizer, **kwargs)
 
 
+def ready(dm):
+    """Wired as tunelab.commands.parts.build wires it: the labels the data learnt go to the task, then tokenize."""
+    dm.task.setup(dm.tokenizer, dm.learn_labels())
+    dm.setup()
+    return dm
+
+
 def test_default_split_is_80_10_10_and_deterministic(tiny_backbone, cache):
     a, b = mr(tiny_backbone), mr(tiny_backbone)
-    a.setup(), b.setup()
+    ready(a), ready(b)
     assert {s: len(d) for s, d in a.splits.items()} == {"train": 3200, "validation": 400, "test": 400}
     assert a.splits["test"]["input_ids"] == b.splits["test"]["input_ids"]
     assert a.task.labels == ["negative", "positive"]
     c = mr(tiny_backbone, split_seed=7)
-    c.setup()
+    ready(c)
     assert c.splits["test"]["input_ids"] != a.splits["test"]["input_ids"]
 
 
 def test_second_setup_reads_the_cache_and_tokenizes_nothing(tiny_backbone, cache, monkeypatch):
     first = mr(tiny_backbone)
-    first.setup()
+    ready(first)
     assert not getattr(first, "tokenized_from_cache", False)
     calls = []
     monkeypatch.setattr(SequenceClassification, "preprocess", lambda *a, **k: calls.append(1))
     second = mr(tiny_backbone)
-    second.setup()
+    ready(second)
     assert calls == [] and second.tokenized_from_cache
-    assert second.task.labels == ["negative", "positive"]  # the label set comes back with the cache
+    assert second.learn_labels()["labels"] == ["negative", "positive"]  # the label set comes back with the cache
+    assert second.task.labels == ["negative", "positive"]
     assert second.splits["train"]["input_ids"][:5] == first.splits["train"]["input_ids"][:5]
     third = mr(tiny_backbone, max_length=16)  # a different recipe is a different cache entry
     assert third.cache_key() != first.cache_key()
 
 
+def test_learn_labels_returns_the_label_set_and_leaves_the_task_alone(tiny_backbone, cache, mr_csv):
+    task = SequenceClassification()
+    dm = TuneDataModule(
+        loader=partial(files, train=str(mr_csv)),
+        task=task,
+        tokenizer=tiny_backbone,
+        columns={"text": "review", "label": "sentiment"},
+    )
+    labels = dm.learn_labels()
+    assert labels == {"labels": ["neg", "pos"], "multi_label": False, "class_label": False}
+    assert task.labels is None  # nothing written into the task
+    with pytest.raises(TunelabError, match=r"not set up.*task.setup\(datamodule.tokenizer, datamodule.learn_labels"):
+        dm.setup()
+    task.setup(dm.tokenizer, labels)
+    dm.setup()
+    assert task.labels == ["neg", "pos"] and task.tokenizer is dm.tokenizer
+
+
+def test_a_task_with_other_labels_tokenizes_without_the_cache(tiny_backbone, cache, mr_csv):
+    """A task restored with other labels (a checkpoint evaluated on this data) must not read features that
+    were tokenized with the data's own label ids."""
+
+    def data():
+        return TuneDataModule(
+            loader=partial(files, train=str(mr_csv)),
+            task=SequenceClassification(),
+            tokenizer=tiny_backbone,
+            columns={"text": "review", "label": "sentiment"},
+        )
+
+    first = ready(data())
+    second = data()
+    second.task.setup(second.tokenizer, {**second.learn_labels(), "labels": ["pos", "neg"]})
+    second.setup()
+    assert not getattr(second, "tokenized_from_cache", False)
+    assert second.splits["train"]["labels"] == [1 - label for label in first.splits["train"]["labels"]]
+
+
 def test_batches_pad_to_their_longest_row_not_max_length(tiny_backbone, cache):
     dm = mr(tiny_backbone, max_length=128, batch_size=32)
-    dm.setup()
+    ready(dm)
     widths = []
     for batch in dm.train_dataloader():
         widths.append(batch["input_ids"].shape[1])
@@ -82,6 +128,10 @@ def test_length_grouping_cuts_padding_and_visits_every_row_once():
     assert max(lengths[batches[0]]) == lengths.max()  # longest batch first: OOM shows at step one
     sampler.set_epoch(1)
     assert list(sampler) != order
+    # an epoch's order is a function of (seed, epoch) alone: a resumed run rebuilds it (data/resumable.py)
+    fresh = LengthGroupedSampler(lengths, batch_size=16, seed=1)
+    fresh.set_epoch(1)
+    assert list(fresh) == list(sampler)
 
 
 def test_predictions_keep_input_order(tiny_backbone, cache):
@@ -89,7 +139,7 @@ def test_predictions_keep_input_order(tiny_backbone, cache):
     from tunelab.model.module import TuneModule
 
     dm = mr(tiny_backbone)
-    dm.setup()
+    ready(dm)
     module = TuneModule(tiny_backbone, dm.task)
     rows = [
         {"text": "short"},
@@ -109,7 +159,7 @@ def test_user_csv_with_own_column_names(tiny_backbone, cache, mr_csv):
         tokenizer=tiny_backbone,
         columns={"text": "review", "label": "sentiment"},
     )
-    dm.setup()
+    ready(dm)
     assert dm.task.labels == ["neg", "pos"]
     assert sum(len(d) for d in dm.splits.values()) == 120
 
@@ -119,7 +169,7 @@ def test_missing_column_names_the_columns_there_are(tiny_backbone, cache, mr_csv
         loader=partial(files, train=str(mr_csv)), task=SequenceClassification(), tokenizer=tiny_backbone
     )
     with pytest.raises(TunelabError, match=r"has no column 'text'.*\['review', 'sentiment'\].*data.columns"):
-        dm.setup()
+        ready(dm)
 
 
 def test_label_in_test_not_seen_in_train(tiny_backbone, cache, tmp_path):
@@ -134,12 +184,12 @@ def test_label_in_test_not_seen_in_train(tiny_backbone, cache, tmp_path):
         split_ratios=(0.5, 0.5, 0.0),
     )
     with pytest.raises(TunelabError, match=r"test split.*Unknown label 'neutral'"):
-        dm.setup()
+        ready(dm)
 
 
 def test_empty_split_after_max_samples(tiny_backbone, cache):
     with pytest.raises(TunelabError, match="validation split of 'mr' is empty"):
-        mr(tiny_backbone, max_samples={"validation": 0}).setup()
+        ready(mr(tiny_backbone, max_samples={"validation": 0}))
 
 
 def test_unreadable_files(tmp_path):
@@ -192,7 +242,7 @@ def test_duplicate_ids_in_qa_are_refused(tiny_backbone, cache, tmp_path):
         cache=False,
     )
     with pytest.raises(TunelabError, match=r"duplicate ids \['q1'\]"):
-        dm.setup()
+        ready(dm)
 
 
 def test_predictions_keep_input_order_across_length_sorted_batches(tiny_backbone, cache):
@@ -203,15 +253,15 @@ def test_predictions_keep_input_order_across_length_sorted_batches(tiny_backbone
     from tunelab.model.module import TuneModule
 
     dm = mr(tiny_backbone, eval_batch_size=4)
-    dm.setup()
+    ready(dm)
     module = TuneModule(tiny_backbone, dm.task).eval()
     words = "the film is a gorgeous witty seductive mess of ideas that never quite land".split()
     rows = [
         {"text": " ".join(words[: int(n)])} for n in np.random.default_rng(0).permutation(np.arange(1, len(words) + 1))
     ]
     real = module.task.postprocess  # each prediction also says how many tokens its row had: all lengths differ
-    module.task.postprocess = lambda outputs, batch: [
-        {**row, "tokens": int(n)} for row, n in zip(real(outputs, batch), batch["attention_mask"].sum(-1))
+    module.task.postprocess = lambda model, outputs, batch: [
+        {**row, "tokens": int(n)} for row, n in zip(real(model, outputs, batch), batch["attention_mask"].sum(-1))
     ]
     together = predict_rows(module, dm, rows)
     assert list(dm.predict_dataloader().sampler) != list(range(len(rows)))  # really reordered (longest first)
@@ -238,6 +288,7 @@ dm.cache_key()  # the tokenizer loads before the barrier: both processes reach p
 Path(me).touch()
 while not Path(other).exists():
     time.sleep(0.005)
+dm.task.setup(dm.tokenizer, dm.learn_labels())
 dm.setup()
 print(json.dumps({"from_cache": getattr(dm, "tokenized_from_cache", False), "labels": dm.task.labels,
                   "train": dm.splits["train"]["input_ids"][:4], "key": dm.cache_key()}))
@@ -306,7 +357,7 @@ def _remote_code_backbone(tiny_backbone, folder):
 def test_trust_remote_code_reaches_the_tokenizer(tiny_backbone, tmp_path, capsys):
     """model.trust_remote_code=true lets a folder that ships its own code load, tokenizer included (it used
     to stay refused by the tokenizer with a message asking for the switch the user had set)."""
-    from conftest import quick, read_metrics, train_in_process
+    from helpers.runs import quick, read_metrics, train_in_process
 
     remote = _remote_code_backbone(tiny_backbone, tmp_path / "remote-code")
     data = tmp_path / "reviews.csv"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-import datasets
 import pytest
 
+from helpers.paper_stand_ins import CONLL, GLUE, SQUAD, STAND_INS, glue_like
 from helpers.runs import ROOT, train_in_process
 
 PAPER = sorted(p.stem for p in (ROOT / "experiments" / "paper").glob("*.yaml"))
@@ -17,7 +17,6 @@ ARCHITECTURES = {
     "distilbert-base-uncased": "DistilBertConfig",
     "roberta-base": "RobertaConfig",
 }
-GLUE, CONLL, SQUAD = "nyu-mll/glue", "eriktks/conll2003", "rajpurkar/squad"
 RECIPES = {  # name: (backbone, lr, batch, epochs, Hub dataset, expected metric, expected value) as the sources give them
     "glue_sst2_bert_base_cased": ("bert-base-cased", 2e-5, 32, 3, GLUE, "test/accuracy", 0.9232),
     "glue_mrpc_bert_base_cased": ("bert-base-cased", 2e-5, 32, 5, GLUE, "test/f1", 0.8885),
@@ -30,79 +29,6 @@ RECIPES = {  # name: (backbone, lr, batch, epochs, Hub dataset, expected metric,
     "squad_v1_bert_base_uncased": ("bert-base-uncased", 3e-5, 12, 2, SQUAD, "test/f1", 88.52),
 }
 # nyu-mll/glue's ClassLabel names (the GLUE dataset card); MRPC's F1 is that of label 1, "equivalent"
-GLUE_LABELS = {
-    "sst2": ["negative", "positive"],
-    "mrpc": ["not_equivalent", "equivalent"],
-    "rte": ["entailment", "not_entailment"],
-}
-CONLL_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
-
-
-def glue_like(path: str, name: str, revision=None, trust_remote_code=False):
-    """A stand-in for datasets.load_dataset('nyu-mll/glue', name): same columns and label type, 48 rows."""
-    assert path == GLUE
-    rows = range(48)
-    if name == "sst2":
-        cols = {"sentence": [f"a {'good' if i % 2 else 'bad'} film number {i}" for i in rows]}
-    else:
-        cols = {
-            "sentence1": [f"the first sentence {i}" for i in rows],
-            "sentence2": [f"a second one {i % 5}" for i in rows],
-        }
-    cols["label"] = [float(i % 5) for i in rows] if name == "stsb" else [i % 2 for i in rows]
-    features = datasets.Features(
-        {
-            **{c: datasets.Value("string") for c in cols if c != "label"},
-            "label": datasets.Value("float32") if name == "stsb" else datasets.ClassLabel(names=GLUE_LABELS[name]),
-        }
-    )
-    split = datasets.Dataset.from_dict(cols, features=features)
-    return datasets.DatasetDict({"train": split, "validation": split.select(range(16))})
-
-
-def conll_like(path: str, name=None, revision=None, trust_remote_code=False):
-    """A stand-in for eriktks/conll2003: words, and NER tags as ClassLabel ids; train/validation/test."""
-    assert path == CONLL and revision == "refs/convert/parquet"
-    people, places = ["Smith", "Jones", "Brown"], ["Paris", "Berlin", "Tokyo"]
-    rows = {"id": [], "tokens": [], "ner_tags": []}
-    for i in range(48):
-        rows["id"].append(str(i))
-        rows["tokens"].append(["John", people[i % 3], "flew", "to", places[i % 3], "for", "the", "EU", "summit", "."])
-        rows["ner_tags"].append([1, 2, 0, 0, 5, 0, 0, 3, 0, 0])
-    features = datasets.Features(
-        {
-            "id": datasets.Value("string"),
-            "tokens": datasets.Sequence(datasets.Value("string")),
-            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=CONLL_TAGS)),
-        }
-    )
-    split = datasets.Dataset.from_dict(rows, features=features)
-    return datasets.DatasetDict(
-        {"train": split, "validation": split.select(range(16)), "test": split.select(range(16, 32))}
-    )
-
-
-def squad_like(path: str, name=None, revision=None, trust_remote_code=False):
-    """A stand-in for rajpurkar/squad: contexts longer than a window (so they are cut with doc_stride),
-    one gold answer per training question, three per dev question as in SQuAD's dev set."""
-    assert path == SQUAD
-    filler = " ".join(f"word{j}" for j in range(40))
-    rows = {"id": [], "title": [], "context": [], "question": [], "answers": []}
-    for i in range(64):
-        answer = f"{1900 + i}"
-        context = f"{filler}. The bridge over river {i} was opened in {answer} by the city. {filler}."
-        start = context.index(answer)
-        n = 3 if i >= 48 else 1
-        rows["id"].append(f"q{i}")
-        rows["title"].append("bridges")
-        rows["context"].append(context)
-        rows["question"].append(f"When was bridge {i} opened?")
-        rows["answers"].append({"text": [answer] * n, "answer_start": [start] * n})
-    split = datasets.Dataset.from_dict(rows)
-    return datasets.DatasetDict({"train": split.select(range(48)), "validation": split.select(range(48, 64))})
-
-
-STAND_INS = {GLUE: "glue_like", CONLL: "conll_like", SQUAD: "squad_like"}
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +100,7 @@ def test_paper_config_names_the_source_recipe_and_dry_runs(name, tiny_models, tm
     code = train_in_process(
         f"experiment=paper/{name}",
         f"model.backbone={tiny_models[backbone]}",
-        f"data.loader._target_=test_repro_paper.{STAND_INS[dataset]}",
+        f"data.loader._target_=helpers.paper_stand_ins.{STAND_INS[dataset]}",
         short,
         "data.cache=false",
         "debug=fast_dev_run",
@@ -200,6 +126,7 @@ def test_mrpc_f1_is_that_of_the_equivalent_label():
 
     cfg = compose("glue_mrpc_bert_base_cased")
     task = instantiate(cfg.task)
-    task.fit_labels(glue_like(GLUE, "mrpc")["train"])  # the ClassLabel names become the label set, in id order
+    labels = task.labels_from(glue_like(GLUE, "mrpc")["train"])  # the ClassLabel names: the label set, in id order
+    task.setup(None, labels)
     assert task.labels == ["not_equivalent", "equivalent"]
     assert task.labels.index(task.positive_label) == 1 and cfg.task.metric == "val/f1"

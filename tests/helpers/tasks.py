@@ -24,8 +24,7 @@ def task_batch(task, tokenizer, rows):
 def loss_falls(backbone, task, rows, steps=60):
     torch.manual_seed(0)  # head init and dropout: independent of what earlier tests left in the global RNG
     tokenizer = load_tokenizer(backbone)
-    if hasattr(task, "fit_labels"):
-        task.fit_labels(datasets.Dataset.from_list(rows))
+    task.setup(tokenizer, task.labels_from(datasets.Dataset.from_list(rows)))
     batch = task_batch(task, tokenizer, rows)
     module = TuneModule(backbone, task)
     opt = torch.optim.AdamW(module.model.parameters(), lr=3e-3)

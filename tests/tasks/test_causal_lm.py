@@ -24,7 +24,7 @@ ROWS = [
 def test_prompt_tokens_are_masked_and_wrapped_in_the_chat_template(tiny_llama):
     tokenizer = load_tokenizer(tiny_llama)
     task = CausalLM()
-    task.fit_labels(type("Split", (), {"column_names": ["prompt", "text"]})())
+    task.setup(tokenizer, task.labels_from(type("Split", (), {"column_names": ["prompt", "text"]})()))
     f = task.preprocess({"prompt": ["capital of france"], "text": ["paris"]}, tokenizer, 64)
     ids, labels, n = f["input_ids"][0], f["labels"][0], f["prompt_length"][0]
     assert tokenizer.decode(ids[:n]) == "< user > capital of france < assistant >"
@@ -53,6 +53,7 @@ def test_perplexity_is_exp_of_the_token_mean_over_the_split():
     labels = torch.tensor([[-100, 1, 0], [-100, 1, -100]])  # row 1, position 1: uniform logits, p = 1/2
     task.update_metrics(
         metrics,
+        None,
         type("Out", (), {"logits": logits})(),
         {"labels": labels, "input_ids": labels, "prompt_length": torch.tensor([1, 1])},
     )

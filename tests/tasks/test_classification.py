@@ -45,7 +45,7 @@ def test_classification_metrics_match_hand_computed():
     metrics = task.metrics()
     logits = torch.tensor([[3.0, 0, 0], [0, 3.0, 0], [0, 3.0, 0], [0, 0, 3.0], [3.0, 0, 0]])
     labels = torch.tensor([0, 1, 2, 2, 1])
-    task.update_metrics(metrics, type("Out", (), {"logits": logits})(), {"labels": labels})
+    task.update_metrics(metrics, None, type("Out", (), {"logits": logits})(), {"labels": labels})
     got = {k: round(v.item(), 4) for k, v in metrics.compute().items()}
     # predictions a,b,b,c,a vs truth a,b,c,c,b: accuracy 3/5.
     # F1 per class: a: p=1/2 r=1 -> 2/3; b: p=1/2 r=1/2 -> 1/2; c: p=1 r=1/2 -> 2/3; macro = 0.6111
@@ -57,7 +57,7 @@ def test_positive_label_adds_the_binary_f1_of_that_class():
     metrics = task.metrics()
     logits = torch.tensor([[0, 1.0], [0, 1.0], [1.0, 0], [1.0, 0], [0, 1.0], [1.0, 0]])
     labels = torch.tensor([1, 0, 0, 1, 1, 1])
-    task.update_metrics(metrics, type("Out", (), {"logits": logits})(), {"labels": labels})
+    task.update_metrics(metrics, None, type("Out", (), {"logits": logits})(), {"labels": labels})
     got = {k: round(v.item(), 4) for k, v in metrics.compute().items()}
     # predictions 1,1,0,0,1,0 vs truth 1,0,0,1,1,1: accuracy 3/6.
     # equivalent (id 1): tp 2, fp 1, fn 2 -> F1 = 2*2 / (2*2 + 1 + 2) = 4/7 = 0.5714 (sklearn f1_score, pos_label=1)
@@ -68,7 +68,7 @@ def test_positive_label_adds_the_binary_f1_of_that_class():
     task = SequenceClassification(labels=["a", "b", "c"], positive_label="c")
     metrics = task.metrics()
     logits = torch.tensor([[3.0, 0, 0], [0, 3.0, 0], [0, 3.0, 0], [0, 0, 3.0], [3.0, 0, 0]])
-    task.update_metrics(metrics, type("Out", (), {"logits": logits})(), {"labels": torch.tensor([0, 1, 2, 2, 1])})
+    task.update_metrics(metrics, None, type("Out", (), {"logits": logits})(), {"labels": torch.tensor([0, 1, 2, 2, 1])})
     assert round(metrics.compute()["f1"].item(), 4) == 0.6667
 
 

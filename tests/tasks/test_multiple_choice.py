@@ -15,6 +15,7 @@ from helpers.tasks import (
     loss_falls,
     swag_csv,
 )
+from tunelab.data.raw_splits import rename_columns
 from tunelab.errors import TunelabError
 from tunelab.tasks import MultipleChoice
 
@@ -71,9 +72,9 @@ def test_accuracy_and_predictions_ignore_padding_choices():
     )  # choice 3 -> right
     outputs = type("Out", (), {"logits": logits})()
     metrics = task.metrics()
-    task.update_metrics(metrics, outputs, batch)
+    task.update_metrics(metrics, None, outputs, batch)
     assert metrics.compute()["accuracy"].item() == pytest.approx(2 / 3)
-    first = task.postprocess(outputs, batch)[0]
+    first = task.postprocess(None, outputs, batch)[0]
     assert first["choice"] == 0 and first["text"] == "keeps her dry." and len(first["scores"]) == 3
     e = torch.exp(torch.tensor([2.0, 1.0, 0.0]))
     assert first["scores"] == pytest.approx((e / e.sum()).tolist(), abs=1e-6)
@@ -162,7 +163,11 @@ def test_the_swag_config_composes_and_gathers_the_endings(tiny_backbone):
         "ending3": "sings.",
         "label": 2,
     }
-    renamed = dm._rename_columns(datasets.DatasetDict({"train": datasets.Dataset.from_list([row])}))["train"][0]
+
+    def rename(raw):
+        return rename_columns(raw, dm.columns, dm.task, dm.name)[0]
+
+    renamed = rename(datasets.DatasetDict({"train": datasets.Dataset.from_list([row])}))["train"][0]
     assert renamed == {
         "text": "She sits.",
         "question": "She",
@@ -170,7 +175,7 @@ def test_the_swag_config_composes_and_gathers_the_endings(tiny_backbone):
         "label": 2,
     }
     with pytest.raises(TunelabError, match=r"has no column 'ending3'"):
-        dm._rename_columns(
+        rename(
             datasets.DatasetDict(
                 {"train": datasets.Dataset.from_list([{k: v for k, v in row.items() if k != "ending3"}])}
             )

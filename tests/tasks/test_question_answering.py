@@ -98,10 +98,10 @@ def test_n_best_postprocessing_merges_windows_and_predicts_no_answer():
         start[w, f["start_positions"][w]] = end[w, f["end_positions"][w]] = 5.0
     start[2, 0] = end[2, 0] = 5.0  # window 2: [CLS] wins -> no answer
     outputs = type("Out", (), {"start_logits": start, "end_logits": end})()
-    answers = [r["answer"] for r in task.postprocess(outputs, batch)]
+    answers = [r["answer"] for r in task.postprocess(None, outputs, batch)]
     assert answers == ["Mittagong", "500", ""]
     metrics = task.metrics()
-    task.update_metrics(metrics, outputs, batch)
+    task.update_metrics(metrics, None, outputs, batch)
     assert {k: v.item() for k, v in metrics.compute().items()} == {"exact_match": 100.0, "f1": 100.0}
 
 

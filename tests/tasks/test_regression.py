@@ -26,7 +26,7 @@ def test_regression_metrics_match_hand_computed():
     metrics = task.metrics()
     preds = torch.tensor([1.0, 2.0, 3.0, 5.0])
     target = torch.tensor([1.0, 3.0, 2.0, 4.0])
-    task.update_metrics(metrics, type("Out", (), {"logits": preds[:, None]})(), {"labels": target})
+    task.update_metrics(metrics, None, type("Out", (), {"logits": preds[:, None]})(), {"labels": target})
     got = {k: round(v.item(), 4) for k, v in metrics.compute().items()}
     # mse = (0 + 1 + 1 + 1) / 4; spearman of ranks (1,2,3,4) vs (1,3,2,4) = 1 - 6*2/(4*15) = 0.8
     # pearson: x-mean = (-1.75,-.75,.25,2.25), y-mean = (-1.5,.5,-.5,1.5): sum of products 5.5, so r = 5.5 / sqrt(8.75 * 5)

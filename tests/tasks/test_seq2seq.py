@@ -12,6 +12,7 @@ import torch
 from helpers.runs import quick, read_metrics, train_in_process
 from helpers.tasks import compose_config, load_tokenizer_stub, loss_falls
 from tunelab.data.corpora import celex_plurals, lead_summary, lee_summaries
+from tunelab.data.raw_splits import rename_columns
 from tunelab.errors import TunelabError
 from tunelab.tasks import Seq2Seq
 from tunelab.tasks.seq2seq import score, spell, unspell
@@ -61,10 +62,11 @@ def test_metrics_compare_generations_with_decoded_labels():
     task = Seq2Seq(char_level=True, num_samples=1)
     f = task.preprocess({"text": ["box", "cat"], "target": ["boxes", "cats"]}, tokenizer, 32)
     batch = task.collate(tokenizer)([{k: f[k][i] for k in f} for i in range(2)])
+    task.setup(tokenizer, None)  # decodes references and generations with it
     assert task.references(batch) == ["boxes", "cats"]
     task.generate = lambda model, b: ["boxes", "cat"]  # what a model would have generated
     metrics = task.metrics()
-    task.update_metrics(metrics, type("Out", (), {"model": None})(), batch)
+    task.update_metrics(metrics, None, None, batch)
     metrics.to("cpu")  # Lightning's self.log moves a logged metric to the device: the texts stay as they are
     got = {k: round(v.item(), 2) for k, v in metrics.compute().items()}
     assert got["exact_match"] == 50.0 and task._samples == [
@@ -238,6 +240,6 @@ def test_online_configs_compose_and_map_their_columns(tiny_backbone):
     wmt = datasets.DatasetDict(
         {"train": datasets.Dataset.from_list([{"translation": {"ro": "o casa", "en": "a house"}}])}
     ).flatten()
-    renamed = dm._rename_columns(wmt)
+    renamed, _ = rename_columns(wmt, dm.columns, dm.task, dm.name)
     assert renamed["train"][0] == {"text": "o casa", "target": "a house"}
     assert cfg.data.loader.flatten is True and cfg.data.loader.name == "ro-en"

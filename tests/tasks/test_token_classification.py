@@ -21,7 +21,7 @@ NER_ROWS = [
 
 
 def _features(task, rows):
-    task.fit_labels(datasets.Dataset.from_list(rows))
+    task.setup(load_tokenizer_stub(), task.labels_from(datasets.Dataset.from_list(rows)))
     return task.preprocess({k: [r[k] for r in rows] for k in rows[0]}, load_tokenizer_stub(), 32)
 
 
@@ -83,7 +83,7 @@ def test_update_metrics_reads_first_subwords_only():
     labels = torch.tensor([[-100, 0, -100, 1, -100], [-100, 1, -100, -100, -100]])
     logits = torch.zeros(2, 5, 2)
     logits[0, 1, 0] = logits[0, 2, 1] = logits[0, 3, 0] = logits[1, 1, 1] = 5.0  # word 0 right, word 1 wrong, s2 right
-    task.update_metrics(metrics, type("Out", (), {"logits": logits})(), {"word_ids": word_ids, "labels": labels})
+    task.update_metrics(metrics, None, type("Out", (), {"logits": logits})(), {"word_ids": word_ids, "labels": labels})
     assert metrics.compute()["accuracy"].item() == pytest.approx(2 / 3)
 
 
@@ -106,7 +106,7 @@ def test_bad_rows_are_named(rows, message):
 def test_a_non_bio_tag_in_the_training_split_is_named():
     task = TokenClassification(scheme="bio")
     with pytest.raises(TunelabError, match=r"tag 'NN' is not a BIO tag.*task.scheme=tags"):
-        task.fit_labels(datasets.Dataset.from_list([{"tokens": ["dog"], "tags": ["NN"]}]))
+        task.labels_from(datasets.Dataset.from_list([{"tokens": ["dog"], "tags": ["NN"]}]))
 
 
 def test_ner_run_predicts_entities_with_spans_and_exports_a_pipeline(tiny_backbone, tmp_path, capsys):

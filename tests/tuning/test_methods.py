@@ -29,6 +29,7 @@ def mr_tiny(tiny_backbone):
         max_samples={"train": 32, "validation": 16, "test": 16},
         cache=False,
     )
+    task.setup(data.tokenizer, data.learn_labels())
     data.setup("fit")
     return task, data
 
@@ -120,7 +121,11 @@ def test_parameter_report_counts_lora_exactly(mr_tiny, tiny_backbone):
 def test_layer_decay_gives_one_group_per_block_and_the_head_the_base_lr(mr_tiny, tiny_backbone):
     task, _ = mr_tiny
     module = TuneModule(
-        tiny_backbone, task, optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.01), layer_decay=0.5
+        tiny_backbone,
+        task,
+        optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.01),
+        scheduler=None,
+        layer_decay=0.5,
     )
     groups = {g["name"]: g for g in module.configure_optimizers().param_groups}
     assert groups["head.decay"]["lr"] == pytest.approx(1e-3)

@@ -1,4 +1,4 @@
-"""Built-in offline corpora (MR and the task heads' corpora (fetched by ``tunelab assets``; see assets.py).
+"""Built-in offline corpora (MR and the task heads' corpora (fetched by ``tunelab assets``; see tunelab/assets/).
 
 Each loader returns ``{split: {column: list}}`` in tunelab's canonical columns; ``sources.BUILTIN``
 registers them, so ``data.loader.name=<name>`` picks one.

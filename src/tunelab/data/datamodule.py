@@ -1,35 +1,35 @@
 """``TuneDataModule``: raw splits in, tokenized, cached, dynamically padded batches out.
 
-    loader()  ->  rename columns  ->  create missing splits  ->  task.fit_labels(train)
-              ->  task.preprocess (datasets.map, batched)  ->  cache on disk  ->  DataLoaders
+    loader() -> raw splits (data/raw_splits.py) -> learn_labels() -> [task.setup(tokenizer, labels)]
+             -> task.preprocess (datasets.map, batched) -> cache on disk (data/tokenized_cache.py)
+             -> DataLoaders (task.collate)
 
-The tokenized splits are cached under ``$TUNELAB_CACHE/tokenized/<key>``; the key hashes the
-loader and its arguments (and local files' size and mtime), the column mapping, the split
-recipe, the task's settings, the tokenizer and ``max_length``, so a second run of the same data
-tokenizes nothing and any change re-tokenizes. Batches are padded to their longest row, never
-to ``max_length``; training batches are length-grouped, evaluation batches length-sorted.
+The data module never writes into the task: ``learn_labels()`` returns what the task learns from the
+training split, and whoever wires the run hands it over (``task.setup``, tunelab/commands/parts.py)
+before ``setup()`` tokenizes. The tokenized splits are cached under ``$TUNELAB_CACHE/tokenized/<key>``;
+the key hashes the loader and its arguments (and local files' size and mtime), the column mapping, the
+split recipe, the task's settings, the tokenizer and ``max_length``, so a second run of the same data
+tokenizes nothing and any change re-tokenizes. Batches are padded to their longest row, never to
+``max_length``; training batches are length-grouped, evaluation batches length-sorted.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 from torch.utils.data import DataLoader
 
-from tunelab.data.checks import check_labels, check_unique_ids
+from tunelab.data import tokenized_cache
+from tunelab.data.checks import check_unique_ids
+from tunelab.data.raw_splits import raw_splits
 from tunelab.data.resumable import ResumableLoader, batches_trained_this_epoch
 from tunelab.data.samplers import LengthGroupedSampler, SortedSampler
 from tunelab.data.sources import describe as _describe
-from tunelab.data.splits import SPLITS, carve_missing, kfold
+from tunelab.data.splits import SPLITS
 from tunelab.errors import TunelabError
-
-CACHE_FORMAT = 2  # bump when the cached layout changes
 
 
 class TuneDataModule(L.LightningDataModule):
@@ -58,7 +58,11 @@ class TuneDataModule(L.LightningDataModule):
         super().__init__()
         for key, value in (("batch_size", batch_size), ("max_length", max_length)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise TunelabError(f"data.{key} must be a positive integer, got {value!r}.")
+                number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                raise TunelabError(  # the one check of these two (config.validate leaves them here, for the Python API too)
+                    f"data.{key}={value!r} {'is out of range' if number else 'is not a number'}: data.{key} must be "
+                    f"a positive integer, e.g. data.{key}={32 if key == 'batch_size' else 128}."
+                )
         ratios = tuple(float(r) for r in split_ratios)
         if len(ratios) != 3 or any(r < 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6 or ratios[0] == 0:
             raise TunelabError(
@@ -72,6 +76,7 @@ class TuneDataModule(L.LightningDataModule):
             )
         self.num_folds, self.fold = num_folds, fold
         self.loader = loader
+        self._resume_batches = 0  # training batches of this epoch already done (load_state_dict on resume)
         self.task = task
         self._tokenizer = tokenizer
         self.backbone = tokenizer if isinstance(tokenizer, str) else getattr(tokenizer, "name_or_path", "the backbone")
@@ -102,6 +107,8 @@ class TuneDataModule(L.LightningDataModule):
         )
         self.splits = None  # the tokenized DatasetDict, after setup()
         self.predict_split = None
+        self.labels: dict | None = None  # what learn_labels() found
+        self._raw = None  # the raw splits, between learn_labels() and tokenizing them
         self._key = None
 
     # ---- tokenizer
@@ -116,104 +123,67 @@ class TuneDataModule(L.LightningDataModule):
     # ---- cache key
     def cache_key(self) -> str:
         if self._key is None:
-            from datasets.fingerprint import Hasher
-
             tok = self.tokenizer
             backend = getattr(tok, "backend_tokenizer", None)
-            recipe = {
-                "format": CACHE_FORMAT,
-                "source": _describe(self.loader),
-                "columns": self.columns,
-                "source_splits": self.source_splits,
-                "split": [self.split_ratios, self.split_seed, self.num_folds, self.fold],
-                "max_samples": self.max_samples,
-                "task": self.task.fingerprint(),
-                "tokenizer": [type(tok).__name__, len(tok), backend.to_str() if backend else tok.name_or_path],
-                "max_length": self.max_length,
-            }
-            self._key = Hasher.hash(json.dumps(recipe, sort_keys=True, default=str))
+            self._key = tokenized_cache.key(
+                {
+                    "source": _describe(self.loader),
+                    "columns": self.columns,
+                    "source_splits": self.source_splits,
+                    "split": [self.split_ratios, self.split_seed, self.num_folds, self.fold],
+                    "max_samples": self.max_samples,
+                    "task": self.task.fingerprint(),
+                    "tokenizer": [type(tok).__name__, len(tok), backend.to_str() if backend else tok.name_or_path],
+                    "max_length": self.max_length,
+                }
+            )
         return self._key
 
     @property
     def cache_path(self) -> Path:
-        from tunelab.assets import cache_dir
+        return tokenized_cache.path_of(self.cache_key())
 
-        return cache_dir() / "tokenized" / self.cache_key()
+    # ---- labels: learnt here, handed to the task by whoever wires the run
+    def learn_labels(self) -> dict:
+        """What the task learns from the training split (its label set, ...), in its ``state_dict`` form,
+        for ``task.setup(tokenizer, labels)``. Read from the cache entry when there is one, else learnt from
+        the raw training split (loaded once, and kept to tokenize). The task is not changed."""
+        if self.labels is None:
+            if self.cache and tokenized_cache.complete(self.cache_path):
+                self.labels = tokenized_cache.read_labels(self.cache_path)
+            else:
+                self.labels = self.task.labels_from(self._raw_splits_once()["train"])
+        return self.labels
 
-    # ---- building the splits
     def _raw_splits(self):
-        import datasets
+        return raw_splits(self)
 
-        try:
-            raw = self.loader()
-        except TypeError as err:  # a config key the loader function does not take
-            raise TunelabError(f"data.loader of '{self.name}': {err}. Check the keys under data.loader.") from err
-        if isinstance(raw, dict) and not isinstance(raw, datasets.DatasetDict):
-            raw = datasets.DatasetDict(raw)
-        if isinstance(raw, datasets.Dataset):
-            raw = datasets.DatasetDict({"train": raw})
-        if self.source_splits:
-            for ours, theirs in self.source_splits.items():
-                if ours not in SPLITS or theirs not in raw:
-                    raise TunelabError(
-                        f"data.source_splits maps '{ours}' to '{theirs}', but tunelab's splits are "
-                        f"{list(SPLITS)} and the source has {list(raw)}."
-                    )
-            raw = datasets.DatasetDict({ours: raw[theirs] for ours, theirs in self.source_splits.items()})
-        if "train" not in raw:
-            raise TunelabError(f"Data source '{self.name}' has no 'train' split (it has {list(raw)}).")
-        raw = datasets.DatasetDict({k: v for k, v in raw.items() if k in SPLITS})
-        raw = self._rename_columns(raw)
-        check_labels(raw, self.task, self.resolved_columns.get("label"), self.name)
-        return self._create_missing_splits(raw)
-
-    def _rename_columns(self, raw):
-        from tunelab.data.columns import missing_column_error, resolve
-
-        wanted = resolve(self.columns, self.task, raw["train"].column_names)  # the task's defaults filled in
-        self.resolved_columns = wanted
-
-        def sources(src) -> list[str]:
-            return src if isinstance(src, list) else [src]
-
-        out = {}
-        for split, ds in raw.items():
-            optional = set(self.task.optional_columns)
-            missing = [
-                (canon, s)
-                for canon, src in wanted.items()
-                for s in sources(src)
-                if s not in ds.column_names and not (split != "train" and (canon == "label" or canon in optional))
-            ]
-            if missing:
-                raise missing_column_error(split, self.name, self.task, *missing[0], wanted, ds)
-            present = {src: canon for canon, src in wanted.items() if isinstance(src, str) and src in ds.column_names}
-            gathered = {canon: src for canon, src in wanted.items() if isinstance(src, list)}
-            if gathered:  # several source columns -> one list column per row
-                ds = ds.map(
-                    lambda b, gathered=gathered: {
-                        canon: [list(v) for v in zip(*(b[s] for s in src))] for canon, src in gathered.items()
-                    },
-                    batched=True,
+    def _raw_splits_once(self):
+        if self._raw is None:
+            raw = self._raw_splits()
+            if len(raw["train"]) == 0:  # before learning labels, which would report "a single label []"
+                raise TunelabError(
+                    f"The train split of '{self.name}' is empty. Check data.split_ratios, "
+                    "data.max_samples and the source files."
                 )
-            ds = ds.select_columns(list(present) + [c for c in gathered if c not in present])
-            ds = ds.rename_columns({s: c for s, c in present.items() if s != c})
-            out[split] = ds
-        import datasets
+            self._raw = raw
+        return self._raw
 
-        return datasets.DatasetDict(out)
+    def _check_task_set_up(self) -> None:
+        if getattr(self.task, "tokenizer", None) is None:
+            raise TunelabError(
+                f"The task of data '{self.name}' is not set up: the data module tokenizes with the task's labels. "
+                "Call task.setup(datamodule.tokenizer, datamodule.learn_labels()) first "
+                "(tunelab.commands.parts.build does)."
+            )
 
-    def _create_missing_splits(self, raw):
-        import datasets
-
-        if self.num_folds:
-            raw = kfold(raw["train"], self.num_folds, self.fold, self.split_ratios, self.split_seed)
-        raw = datasets.DatasetDict(carve_missing(raw, self.split_ratios, self.split_seed))
-        for split, n in self.max_samples.items():
-            if n is not None and split in raw and len(raw[split]) > n:  # a seeded random subset, not the head
-                keep = np.sort(np.random.default_rng(self.split_seed).permutation(len(raw[split]))[: int(n)])
-                raw[split] = raw[split].select(keep)
-        return datasets.DatasetDict({s: raw[s].add_column("idx", list(range(len(raw[s])))) for s in SPLITS})
+    def _uses_cache(self) -> bool:
+        """The cache holds features tokenized with the labels learnt from this data; a task with other
+        labels (restored from a checkpoint, evaluated on other data) tokenizes without it."""
+        if not self.cache:
+            return False
+        state = json.loads(json.dumps(self.task.state_dict(), default=str))
+        return all(state.get(k) == v for k, v in json.loads(json.dumps(self.learn_labels(), default=str)).items())
 
     def _tokenize(self, ds, split: str):
         if len(ds) == 0:
@@ -235,22 +205,17 @@ class TuneDataModule(L.LightningDataModule):
             raise TunelabError(f"In the {split} split of '{self.name}': {err}") from None
 
     def _build(self):
+        """(tokenized splits, data report) of the raw splits, with the task as set up."""
         import datasets
 
-        datasets.disable_progress_bars()  # small corpora tokenize in seconds; the bars were noise
-
-        raw = self._raw_splits()
-        if len(raw["train"]) == 0:  # before fit_labels, which would report "a single label []"
-            raise TunelabError(
-                f"The train split of '{self.name}' is empty. Check data.split_ratios, "
-                "data.max_samples and the source files."
-            )
-        self.task.fit_labels(raw["train"])
         from tunelab.data import report
 
-        self.data_report = report.build(raw, self.task, self.tokenizer, self.max_length, self.split_seed)
+        datasets.disable_progress_bars()  # small corpora tokenize in seconds; the bars were noise
+        raw, self._raw = self._raw_splits_once(), None  # tokenized once: the raw rows are not kept
+        data_report = report.build(raw, self.task, self.tokenizer, self.max_length, self.split_seed)
+        self.data_report = data_report
         self._print_report()
-        return datasets.DatasetDict({split: self._tokenize(raw[split], split) for split in SPLITS})
+        return datasets.DatasetDict({split: self._tokenize(raw[split], split) for split in SPLITS}), data_report
 
     def _print_report(self) -> None:
         """Truncation and tokenizer fit (data/report.py), once per run, by rank 0."""
@@ -260,57 +225,28 @@ class TuneDataModule(L.LightningDataModule):
         if global_rank() == 0 and self.data_report:
             print("\n".join(report.lines(self.data_report, self.backbone)))
 
-    def _cached(self) -> bool:
-        return (self.cache_path / "task_state.json").exists()
-
     def prepare_data(self):
-        """Tokenize once into the cache. Lightning calls this on one process per node, but two jobs of a
-        sweep (or two nodes sharing a disk) can build the same key at once: a file lock per key lets one
-        build while the others wait, then read what it wrote."""
-        if not self.cache or self._cached():
+        """Tokenize once into the cache. Lightning calls this on one process per node; a file lock per key
+        lets one of several jobs building the same key build it while the others wait, then read it."""
+        self._check_task_set_up()
+        if not self._uses_cache() or tokenized_cache.complete(self.cache_path):
             return
-        from filelock import FileLock
-
-        from tunelab.errors import check_writable
-
-        check_writable(
-            self.cache_path.parent,
-            "the tokenization cache",
-            "Set TUNELAB_CACHE to a writable folder, or data.cache=false to tokenize without caching.",
-        )
-        with FileLock(str(self.cache_path) + ".lock"):
-            if self._cached():  # another process built it while this one waited
-                return
-            splits = self._build()
-            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.cache_path.parent))
-            try:
-                splits.save_to_disk(str(tmp / "splits"))
-                (tmp / "data_report.json").write_text(json.dumps(self.data_report))
-                (tmp / "task_state.json").write_text(json.dumps(self.task.state_dict()))
-                # only a leftover without task_state.json can be here (a complete entry returned above)
-                shutil.rmtree(self.cache_path, ignore_errors=True)
-                tmp.rename(self.cache_path)  # atomic: a half-written cache is never picked up
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+        splits = tokenized_cache.build_once(self.cache_path, self._build, self.learn_labels())
+        if splits is not None:
             self.splits = splits
 
     def setup(self, stage: str | None = None):
         if self.splits is not None:
             return
-        if self.cache:
-            import datasets
-
-            self.prepare_data()
-            if self.splits is None:  # cache hit
-                datasets.disable_progress_bars()
-                self.splits = datasets.load_from_disk(str(self.cache_path / "splits"))
-                self.task.load_state_dict(json.loads((self.cache_path / "task_state.json").read_text()))
-                self.tokenized_from_cache = True
-                if (self.cache_path / "data_report.json").exists():
-                    self.data_report = json.loads((self.cache_path / "data_report.json").read_text())
-                    self._print_report()
-        else:
-            self.splits = self._build()
+        self._check_task_set_up()
+        if not self._uses_cache():
+            self.splits, self.data_report = self._build()
+            return
+        self.prepare_data()
+        if self.splits is None:  # cache hit
+            self.splits, self.data_report = tokenized_cache.read(self.cache_path)
+            self.tokenized_from_cache = True
+            self._print_report()
 
     # ---- loaders
     def _loader(self, ds, sampler, batch_size, loader=DataLoader, **extra):
@@ -332,7 +268,7 @@ class TuneDataModule(L.LightningDataModule):
             import torch
 
             sampler = torch.utils.data.RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed))
-        skip, self._resume_batches = getattr(self, "_resume_batches", 0), 0
+        skip, self._resume_batches = self._resume_batches, 0
         return self._loader(ds, sampler, self.batch_size, loader=ResumableLoader, skip_batches=skip)
 
     # a mid-epoch checkpoint resumes at the batch where it was saved (tunelab/data/resumable.py)

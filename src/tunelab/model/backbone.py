@@ -1,6 +1,6 @@
 """Loading a backbone by built-in name, local folder or Hugging Face Hub id, with clear errors.
 
-"minilm"                 -> the cached offline asset (``tunelab assets``)
+"minilm", "mpnet"        -> the cached offline asset (``tunelab assets``; mpnet: ``tunelab assets mpnet``)
 "/path/to/folder"        -> a local Hugging Face folder (config.json, weights, tokenizer)
 "bert-base-uncased"      -> a Hub id (downloaded by transformers; needs the network)
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from tunelab.errors import TunelabError
 
 # built-in backbone name -> asset name in tunelab.assets
-BUILTIN_BACKBONES = {"minilm": "minilm", "smollm2": "smollm2-gguf"}
+BUILTIN_BACKBONES = {"minilm": "minilm", "mpnet": "mpnet", "smollm2": "smollm2-gguf"}
 # built-in backbones shipped as GGUF: converted once into a plain Hugging Face folder in the cache
 GGUF_BACKBONES = {"smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf"}
 

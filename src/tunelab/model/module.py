@@ -4,13 +4,17 @@ The module owns optimization (parameter groups, optimizer, schedule), logging
 (``train/``, ``val/``, ``test/`` metrics) and checkpoint hooks (the task's label state travels
 in every checkpoint). Everything task-specific is delegated to ``self.task``.
 
-Plain Python, no Hydra needed::
+Plain Python, no Hydra needed (tunelab/commands/parts.py wires the same parts from a config)::
 
     task = SequenceClassification()
     data = TuneDataModule(loader=partial(builtin, "mr"), task=task, tokenizer="minilm")
-    data.setup("fit")                        # learns the label set from the training split
-    module = TuneModule("minilm", task, optimizer=partial(torch.optim.AdamW, lr=5e-5))
+    task.setup(data.tokenizer, data.learn_labels())   # the label set, learnt from the training split
+    module = TuneModule("minilm", task)               # tunelab train's optimizer and schedule
     L.Trainer(max_epochs=1).fit(module, data)
+
+``optimizer`` / ``scheduler`` default to what ``tunelab train`` builds with no override
+(conf/optimizer/adamw.yaml: fused AdamW, lr 5e-5, weight decay 0.01; conf/scheduler/linear.yaml:
+10% warm-up, linear decay); ``scheduler=None`` trains at a constant rate.
 
 What trains is decided once, after the task built the model (``tunelab.tuning``)::
 
@@ -21,12 +25,10 @@ What trains is decided once, after the task built the model (``tunelab.tuning``)
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 import lightning as L
 import torch
 
-from tunelab.model.optim import param_groups
 from tunelab.run.checkpoint_contents import CheckpointContents
 from tunelab.tasks.base import Task
 from tunelab.tuning import TuningMethod, apply_tuning
@@ -37,20 +39,21 @@ class TuneModule(L.LightningModule):
         self,
         backbone: str,
         task: Task,
-        optimizer: Callable = partial(torch.optim.AdamW, lr=5e-5, weight_decay=0.01),
-        scheduler: Callable | None = None,
+        optimizer: Callable | str = "default",
+        scheduler: Callable | str | None = "default",
         trust_remote_code: bool = False,
         dropout: dict | None = None,
         gradient_checkpointing: bool = False,
         pretrained: bool = True,
         peft: TuningMethod | None = None,
-        freeze: dict | None = None,
-        layer_decay: float | None = None,
-        adversarial=None,
+        freeze=None,  # tunelab.tuning.freeze.Freeze (model.freeze), a dict of its keys, or None
+        layer_decay=None,  # tunelab.tuning.layer_decay.LayerDecay (model.layer_decay), its rate, or None
+        adversarial=None,  # tunelab.tuning.adversarial.EmbeddingAdversary (model.adversarial), or None
     ):
         super().__init__()
         self.backbone = backbone
         self.task = task
+        # "default": tunelab train's own (tunelab.model.optim.default_optimizer / default_scheduler)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.model = task.build_model(
@@ -64,7 +67,9 @@ class TuneModule(L.LightningModule):
         # what trains (tunelab.tuning): a PEFT method, BitFit, head-only, frozen blocks; then how it trains
         self.peft = peft or TuningMethod()
         self.model = apply_tuning(self.model, self.peft, freeze)
-        self.layer_decay = layer_decay
+        from tunelab.tuning.layer_decay import LayerDecay
+
+        self.layer_decay = LayerDecay.of(layer_decay)  # how configure_optimizers cuts the parameter groups
         self.adversarial = adversarial
         # checkpoints of a run that trains part of the model hold only that part (+ the pretrained backbone)
         self.checkpoint_contents = CheckpointContents.of(self)
@@ -95,7 +100,7 @@ class TuneModule(L.LightningModule):
         outputs = self.task.forward(self.model, batch)
         loss = self.task.loss(outputs, batch)
         if real:
-            self.task.update_metrics(metrics, outputs, batch)
+            self.task.update_metrics(metrics, self.model, outputs, batch)
         # weighted by what the loss averages over (rows, or scored tokens), so the epoch's value is the
         # split's own mean however the rows fall into batches and processes; padding weighs nothing. A float:
         # Lightning syncs the summed weight with an average, which truncates an integer (17 rows / 2 -> 8)
@@ -119,31 +124,27 @@ class TuneModule(L.LightningModule):
 
     def predict_step(self, batch, batch_idx):
         outputs = self.task.forward(self.model, batch)
-        rows = self.task.postprocess(outputs, batch)
+        rows = self.task.postprocess(self.model, outputs, batch)
         # eval batches are length-sorted for speed; idx puts predictions back in input order
         return list(zip(batch["idx"].tolist(), rows))
 
     # ---- optimization
     def configure_optimizers(self):
-        weight_decay = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
-        if self.layer_decay is not None:
-            from tunelab.tuning.layer_decay import layer_decay_groups
+        from tunelab.model.optim import build_optimizer, default_optimizer, default_scheduler
 
-            lr = getattr(self.optimizer_factory, "keywords", {}).get("lr", 1e-3)
-            groups = layer_decay_groups(self.model, lr, weight_decay, self.layer_decay)
-        else:
-            groups = param_groups(self.model, weight_decay)
-        factory = self.optimizer_factory
-        if getattr(factory, "keywords", {}).get("fused") and self._clips_under_mixed_precision():
+        factory = default_optimizer() if self.optimizer_factory == "default" else self.optimizer_factory
+        schedule = default_scheduler() if self.scheduler_factory == "default" else self.scheduler_factory
+        # groups flag decay / lr scale; their lr and weight decay come from the optimizer's own defaults
+        optimizer = build_optimizer(factory, self.layer_decay.param_groups(self.model))
+        if optimizer.defaults.get("fused") and self._clips_under_mixed_precision():
             # Lightning refuses to clip gradients under 16-/bf16-mixed with an optimizer that unscales inside
             # its step (a fused one): keep the per-tensor kernel there
-            factory = partial(factory, fused=False)
-        optimizer = factory(groups)
+            optimizer = build_optimizer(factory, self.layer_decay.param_groups(self.model), fused=False)
         self._configured_lrs = [group["lr"] for group in optimizer.param_groups]
-        if self.scheduler_factory is None:
+        if schedule is None:
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer, num_training_steps=total)
+        scheduler = schedule(optimizer, num_training_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def _apply_configured_lr_after_resume(self) -> None:

@@ -28,7 +28,10 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 class RunRecord:
-    """Writes run.json at start and end; metrics.json only on success. Rank 0 only (DDP/FSDP)."""
+    """Writes run.json at start and end; metrics.json only on success. Rank 0 only (DDP/FSDP).
+
+    A run calls ``start`` -> ``built`` (its parts) -> ``attach`` (its trainer) -> ``fitted`` -> ``finish``
+    -> ``print_result``; leaving the ``with`` block on an error marks run.json failed or interrupted."""
 
     def __init__(self, run_dir: Path):
         from tunelab.run.distributed import global_rank
@@ -37,6 +40,9 @@ class RunRecord:
         self.info: dict = {}
         self.writes = global_rank() == 0
         self.fast_dev_run = False
+        self.trainer = None  # the run's trainer, once attached (what SIGTERM saved is in its callbacks)
+        self.parameters: dict = {}
+        self.summary: dict | None = None  # metrics.json's content, once finished
 
     def start(self, cfg, overrides: list[str] | None = None) -> None:
         from omegaconf import OmegaConf
@@ -75,9 +81,37 @@ class RunRecord:
         if self.writes:
             _write_json(self.run_dir / "run.json", self.info)
 
-    def finish(self, summary: dict) -> None:
+    def built(self, parts) -> None:
+        """The run's parts exist: their data fingerprint goes into run.json, the parameter report is printed,
+        and the disk must hold the checkpoints of that many parameters."""
+        from tunelab.data.fingerprint import data_fingerprint
+        from tunelab.run.preflight import check_free_space
+        from tunelab.tuning.report import format_report
+
+        self.update(data_fingerprint=data_fingerprint(parts.datamodule.splits))
+        self.parameters = parts.module.num_parameters()
+        print(format_report(self.parameters))
+        check_free_space(self.run_dir, self.parameters["total"])
+
+    def attach(self, trainer, cfg) -> None:
+        """The run's trainer: its loggers record the config and this run's metadata (secrets masked)."""
+        from tunelab.run.loggers import log_config
+
+        self.trainer = trainer
+        log_config(trainer.loggers, cfg, run_info=self.info)
+
+    def fitted(self, trainer) -> None:
+        """After ``trainer.fit``: note the checkpoint it resumed from; an interrupted fit ends the run here."""
+        if trainer.ckpt_path:  # ckpt_path=last, or Lightning's own pick (an HPC checkpoint on SLURM)
+            self.update(resumed_from=str(trainer.ckpt_path))
+        if trainer.interrupted:
+            raise TunelabError("Training was interrupted; no test was run and no metrics.json written.")
+
+    def finish(self, trainer, parts, cfg, fit_seconds: float, metrics: dict) -> None:
+        """Write metrics.json (the summary of a run that succeeded) and mark run.json completed."""
         from tunelab.run.secrets import scrub
 
+        self.summary = summary = _summary(trainer, parts, cfg, fit_seconds, metrics, self.run_dir, self.parameters)
         if not self.writes:
             return
         if self.fast_dev_run:
@@ -108,6 +142,56 @@ class RunRecord:
             except OSError:  # an unwritable or full disk: the original error is the one to show
                 pass
         return False
+
+    def print_result(self) -> None:
+        """The final metrics, epochs, steps and fit time of a finished run (rank 0)."""
+        summary = self.summary
+        if not (self.writes and summary):
+            return
+        width = max((len(k) for k in summary["metrics"]), default=0)
+        print("\nfinal metrics")
+        for key, value in sorted(summary["metrics"].items()):
+            print(f"  {key:<{width}}  {value:.4f}")
+        print(f"epochs {summary['epochs']}  steps {summary['global_steps']}  fit {summary['fit_seconds']:.0f}s")
+        print(f"run directory: {self.run_dir}")
+
+
+def _summary(trainer, parts, cfg, fit_seconds: float, metrics: dict, run_dir: Path, parameters: dict) -> dict:
+    """metrics.json: the final metrics, the followed metric's best value and checkpoint, what it cost."""
+    from tunelab.callbacks import best_checkpoint_callback
+    from tunelab.run.memory import peak_memory_mb
+
+    callback = best_checkpoint_callback(trainer)
+    best = Path(callback.best_model_path) if callback and callback.best_model_path else None
+    datamodule = parts.datamodule
+    return {
+        "metrics": metrics,
+        "monitor": {
+            "metric": parts.task.metric,
+            "mode": parts.task.metric_mode,
+            "best": float(callback.best_model_score) if callback and callback.best_model_score is not None else None,
+        },
+        "best_checkpoint": _relative(best, run_dir),
+        "epochs": trainer.current_epoch,
+        "global_steps": trainer.global_step,
+        "fit_seconds": round(fit_seconds, 2),
+        "parameters": parameters,
+        "checkpoint_mb": round(best.stat().st_size / 2**20, 3) if best and best.exists() else None,
+        "peak_memory_mb": peak_memory_mb(),
+        "data": {
+            "name": datamodule.name,
+            "sizes": {split: len(rows) for split, rows in datamodule.splits.items()},
+            "tokenized_cache": datamodule.cache_key() if datamodule.cache else None,
+        },
+        "seed": cfg.seed,
+    }
+
+
+def _relative(path: Path | None, run_dir: Path) -> str:
+    """A checkpoint inside the run directory as a path relative to it (the folder can move), else as given."""
+    if path is None:
+        return ""
+    return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
 
 
 def _now() -> str:
@@ -178,12 +262,13 @@ def load_run(run: str, cfg=None):
         raise
     except Exception as err:
         raise TunelabError(f"Cannot read the checkpoint {ckpt_path}: {type(err).__name__}: {str(err)[:300]}") from err
+    # wired as in tunelab.commands.parts.build, with the labels the checkpoint was trained with
     task = instantiate(cfg.task, "task")
-    task.load_state_dict(checkpoint["tunelab"]["task_state"])
+    datamodule = instantiate(cfg.data, "data", task=task, tokenizer=cfg.model.backbone)
+    task.setup(datamodule.tokenizer, checkpoint["tunelab"]["task_state"])
     # a PEFT/frozen run's checkpoint holds only what trained: the rest comes from the pretrained backbone
     partial = checkpoint["tunelab"].get("partial", False)
     module = instantiate(cfg.model, "model", task=task, pretrained=partial)
     module.load_state_dict(checkpoint["state_dict"])
     module.eval()
-    datamodule = instantiate(cfg.data, "data", task=task, tokenizer=cfg.model.backbone)
     return cfg, module, datamodule, run_dir

@@ -8,6 +8,8 @@ Three pieces make a sweep restartable after a crash or a preemption:
   3. each job skips itself when its ``metrics.json`` exists (written only on success) and otherwise
      continues from ``checkpoints/last.ckpt`` when one was saved (``finished_result``,
      ``resume_checkpoint``). A requeued SLURM sweep job does the same by itself (``requeued``).
+
+``checkpoint_to_resume`` is what ``tunelab train`` fits from: ``ckpt_path=...`` or the job's last.ckpt.
 """
 
 from __future__ import annotations
@@ -103,3 +105,19 @@ def resume_checkpoint(cfg, run_dir: Path) -> str | None:
     if _resuming(cfg) and last.exists():
         return str(last)
     return None
+
+
+def checkpoint_to_resume(cfg, run_dir: Path, task, module) -> str | None:
+    """The checkpoint this run continues from, checked against its task and model (None: from scratch).
+
+    ``ckpt_path`` when given (``last``: this run directory's last.ckpt, or none when there is none yet, so
+    job scripts can always pass it), else the interrupted job's last.ckpt under ``resume=true``."""
+    from tunelab.run.preflight import check_resume
+
+    ckpt_path = cfg.get("ckpt_path") or resume_checkpoint(cfg, run_dir)
+    if ckpt_path == "last":
+        last = Path(run_dir) / "checkpoints" / "last.ckpt"
+        ckpt_path = str(last) if last.exists() else None
+    if ckpt_path:
+        check_resume(ckpt_path, task, module)
+    return ckpt_path

@@ -9,9 +9,14 @@ A ``Task`` owns
   - the answers: ``postprocess`` turns outputs into JSON-able predictions for ``tunelab predict``;
   - ``pipeline_task``: the ``transformers.pipeline`` task an exported folder loads with.
 
+What a task learns from data (its label set, whether rows have prompts) comes in through one call,
+``setup(tokenizer, labels)``: ``labels`` is what ``labels_from(train_split)`` returned (the data module
+calls it) or a checkpoint's ``task_state``. Nothing else writes into a task. Heads that generate get the
+model as an argument (``update_metrics``, ``postprocess``), never through the outputs object.
+
 ``TuneModule`` owns optimization, logging and checkpoint hooks; ``TuneDataModule`` owns loading,
-splitting, caching and batching. A new task is one file with one ``Task`` subclass plus one
-config in ``conf/task/``.
+splitting, caching and batching; ``tunelab.commands.parts.build`` wires them. A new task is one file
+with one ``Task`` subclass plus one config in ``conf/task/``.
 """
 
 from __future__ import annotations
@@ -40,10 +45,24 @@ class Task:
             raise TunelabError(f"task.metric_mode must be 'min' or 'max', got '{metric_mode}'.")
         self.metric = metric  # the validation metric checkpoints and early stopping follow
         self.metric_mode = metric_mode
+        self.tokenizer = None  # given by setup(): heads that decode (generation) need it
 
     # ---- labels: learnt from the training split, carried in checkpoints and exported configs
-    def fit_labels(self, train_split) -> None:
-        """Called once with the raw training split before preprocessing."""
+    def labels_from(self, train_split) -> dict:
+        """What this task learns from the raw training split (the label set, ...), in ``state_dict``'s
+        form; changes nothing. Default: nothing to learn, the task's own state."""
+        return self.state_dict()
+
+    def setup(self, tokenizer, labels: dict | None) -> None:
+        """The one way in for what the task did not get from its config: the tokenizer, and ``labels``
+        (``labels_from``'s result, or a checkpoint's ``task_state``). Called before preprocess/build_model."""
+        self.tokenizer = tokenizer
+        if labels:
+            self.load_state_dict(labels)
+
+    @property
+    def is_set_up(self) -> bool:
+        return self.tokenizer is not None
 
     def state_dict(self) -> dict:
         return {}
@@ -97,10 +116,11 @@ class Task:
         """A fresh ``torchmetrics.MetricCollection`` (one per split)."""
         raise NotImplementedError
 
-    def update_metrics(self, metrics, outputs, batch: dict) -> None:
+    def update_metrics(self, metrics, model, outputs, batch: dict) -> None:
+        """``model``: the model ``outputs`` came from (generating heads generate with it)."""
         raise NotImplementedError
 
-    def postprocess(self, outputs, batch: dict) -> list[dict]:
+    def postprocess(self, model, outputs, batch: dict) -> list[dict]:
         raise NotImplementedError
 
     def merge_prediction(self, earlier: dict, later: dict) -> dict:

@@ -73,11 +73,10 @@ class CausalLM(Task):
         self.max_new_tokens = max_new_tokens
         self.num_samples = num_samples
         self.with_prompts = False  # learnt from the training split; decides what predict inputs mean
-        self.tokenizer = None
         self._samples: list[dict] = []
 
-    def fit_labels(self, train_split) -> None:
-        self.with_prompts = "prompt" in train_split.column_names
+    def labels_from(self, train_split) -> dict:
+        return {**self.state_dict(), "with_prompts": "prompt" in train_split.column_names}
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "chat_template": self.chat_template}
@@ -144,7 +143,6 @@ class CausalLM(Task):
         return features
 
     def collate(self, tokenizer):
-        self.tokenizer = tokenizer  # kept to decode generated samples and predictions
         return PadCollator(tokenizer)
 
     # ---- objective and metrics
@@ -160,7 +158,7 @@ class CausalLM(Task):
 
         return MetricCollection({"perplexity": Perplexity()})
 
-    def update_metrics(self, metrics, outputs, batch):
+    def update_metrics(self, metrics, model, outputs, batch):
         metrics.update(outputs.logits, batch["labels"])
         for i in range(len(batch["input_ids"])):
             if len(self._samples) < self.num_samples:
@@ -206,15 +204,9 @@ class CausalLM(Task):
         with open(path, "a", encoding="utf-8") as f:
             f.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
-    def postprocess(self, outputs, batch):
-        model = outputs.model
+    def postprocess(self, model, outputs, batch):
         results = []
         for i in range(len(batch["input_ids"])):
             prompt = batch["input_ids"][i, : int(batch["prompt_length"][i])]
             results.append({"generated": self.generate(model, prompt)})
         return results
-
-    def forward(self, model, batch):
-        outputs = model(**self.model_inputs(batch))
-        outputs.model = model  # postprocess generates with it
-        return outputs

@@ -76,6 +76,7 @@ class SequenceClassification(Task):
         self.auto_class = AutoModelForSequenceClassification
         self.labels = [str(label) for label in labels] if labels else None
         self._configured_labels = self.labels
+        self._class_label = False
         self.multi_label = multi_label
         if not 0.0 <= label_smoothing < 1.0:
             raise TunelabError(f"task.label_smoothing must be in [0, 1), got {label_smoothing}.")
@@ -105,34 +106,35 @@ class SequenceClassification(Task):
             return list(value or [])
         return [value]
 
-    def fit_labels(self, train_split) -> None:
+    def labels_from(self, train_split) -> dict:
         if self.labels is not None:
-            return
+            return self.state_dict()
         feature = train_split.features.get("label")
         names = getattr(feature, "names", None) or getattr(getattr(feature, "feature", None), "names", None)
         if names:  # a datasets.ClassLabel: ints whose names the source declares
-            self.labels = list(names)
-            self._class_label = True
-            return
+            return {**self.state_dict(), "labels": list(names), "class_label": True}
         seen = {v for value in train_split["label"] for v in self._as_label_list(value)}
         if None in seen:
             raise TunelabError("The training split has rows without a label. Drop them or fill the label column.")
         # ints sort as numbers (so -1 < 1 < 10), anything else as text
         numeric = all(isinstance(v, int) for v in seen)
-        self.labels = [str(v) for v in sorted(seen, key=None if numeric else str)]
-        if len(self.labels) < 2 and not self.multi_label:
-            raise TunelabError(f"The training split has a single label {self.labels}: nothing to classify.")
+        labels = [str(v) for v in sorted(seen, key=None if numeric else str)]
+        if len(labels) < 2 and not self.multi_label:
+            raise TunelabError(f"The training split has a single label {labels}: nothing to classify.")
+        return {**self.state_dict(), "labels": labels}
 
     @property
     def label2id(self) -> dict[str, int]:
         return {label: i for i, label in enumerate(self.labels)}
 
     def state_dict(self) -> dict:
-        return {"labels": self.labels, "multi_label": self.multi_label}
+        # class_label: the source's labels are ClassLabel ints (names in id order), not the names themselves
+        return {"labels": self.labels, "multi_label": self.multi_label, "class_label": self._class_label}
 
     def load_state_dict(self, state: dict) -> None:
         self.labels = state["labels"]
         self.multi_label = state["multi_label"]
+        self._class_label = bool(state.get("class_label", False))
 
     def model_config(self) -> dict:
         return {
@@ -144,7 +146,7 @@ class SequenceClassification(Task):
 
     # ---- features
     def _label_id(self, value, label2id) -> int:
-        if getattr(self, "_class_label", False) and isinstance(value, int):
+        if self._class_label and isinstance(value, int):
             if not 0 <= value < len(self.labels):
                 raise TunelabError(
                     f"Label id {value} is out of range: the labels are 0..{len(self.labels) - 1} {self.labels}."
@@ -213,14 +215,14 @@ class SequenceClassification(Task):
             metrics["f1"] = PositiveClassF1(self.labels.index(self.positive_label))
         return MetricCollection(metrics)
 
-    def update_metrics(self, metrics, outputs, batch):
+    def update_metrics(self, metrics, model, outputs, batch):
         logits = outputs.logits.float()
         if self.multi_label:
             metrics.update(torch.sigmoid(logits), batch["labels"].long())
         else:
             metrics.update(logits.argmax(-1), batch["labels"])
 
-    def postprocess(self, outputs, batch):
+    def postprocess(self, model, outputs, batch):
         logits = outputs.logits.float()
         if self.multi_label:
             probs = torch.sigmoid(logits).tolist()

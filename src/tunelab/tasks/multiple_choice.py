@@ -127,10 +127,10 @@ class MultipleChoice(Task):
         # fixed-num_classes MulticlassAccuracy does not fit
         return MetricCollection({"accuracy": MeanMetric()})
 
-    def update_metrics(self, metrics, outputs, batch):
+    def update_metrics(self, metrics, model, outputs, batch):
         metrics.update((self.scores(outputs, batch).argmax(-1) == batch["labels"]).float())
 
-    def postprocess(self, outputs, batch):
+    def postprocess(self, model, outputs, batch):
         probs = torch.softmax(self.scores(outputs, batch), -1)
         results = []
         for row, choices in enumerate(batch["choices"]):

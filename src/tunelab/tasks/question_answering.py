@@ -258,11 +258,11 @@ class QuestionAnswering(Task):
             )
         return found
 
-    def update_metrics(self, metrics, outputs, batch):
+    def update_metrics(self, metrics, model, outputs, batch):
         windows = self.windows(outputs, batch)
         metrics.update([(int(i), w, json.loads(g)) for i, w, g in zip(batch["idx"], windows, batch["golds"])])
 
-    def postprocess(self, outputs, batch):
+    def postprocess(self, model, outputs, batch):
         return [merge_windows(None, w, self.null_threshold) for w in self.windows(outputs, batch)]
 
     def merge_prediction(self, earlier: dict, later: dict) -> dict:

@@ -61,8 +61,8 @@ class Regression(Task):
             {"pearson": PearsonCorrCoef(), "spearman": SpearmanCorrCoef(), "mse": MeanSquaredError()}
         ).set_dtype(torch.float64)
 
-    def update_metrics(self, metrics, outputs, batch):
+    def update_metrics(self, metrics, model, outputs, batch):
         metrics.update(outputs.logits.double().squeeze(-1), batch["labels"].double())
 
-    def postprocess(self, outputs, batch):
+    def postprocess(self, model, outputs, batch):
         return [{"score": s} for s in outputs.logits.float().squeeze(-1).tolist()]

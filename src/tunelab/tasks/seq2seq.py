@@ -3,12 +3,7 @@
 Rows hold ``text`` (the source) and ``target``. The model is the backbone's ``AutoModelForSeq2SeqLM``
 when it is an encoder-decoder (T5, BART, Marian, an exported bert2bert folder ...); an encoder-only
 backbone (BERT, MiniLM) becomes a bert2bert ``EncoderDecoderModel``: the encoder and the decoder
-both start from the backbone's weights. The decoder's new cross-attention starts as a copy of the
-same block's pretrained self-attention (``cross_attention: self``; its position-following heads let
-a decoder copy from the source early in training) or random (``random``, the Hugging Face default);
-what the checkpoint lacks (the LM-head transform, random cross-attention) is drawn with the seed
-``init_seed``, so a run's partial (PEFT) checkpoint finds the same weights again. bert2bert starts
-decoding from [CLS] and stops at [SEP].
+both start from the backbone's weights (tunelab/tasks/bert2bert.py: ``cross_attention``, ``init_seed``).
 
 Labels are the target's tokens (a BERT tokenizer's leading [CLS] dropped: it is the decoder's start
 token) ending in the end-of-sequence token, truncated at ``max_target_length``; the loss is their
@@ -19,10 +14,9 @@ Validation and test generate with the settings under ``generation`` (``num_beams
 ``max_new_tokens``, ``no_repeat_ngram_size``, ... any ``model.generate`` keyword); they are also
 written into the model's generation config, so an exported folder generates the same way. Metrics
 (0-100) compare the generated text with the target as the tokenizer gives it back (decoded labels,
-as the Hugging Face seq2seq examples do: an uncased tokenizer lowercases both sides): ``exact_match``
-(after collapsing whitespace), sacreBLEU ``bleu`` (corpus level) and ROUGE-1/2/L F1 (``rouge1``,
-``rouge2``, ``rougeL``; rouge-score with stemming, mean over rows). A few generated samples are
-printed after every validation and appended to ``<run>/samples.jsonl``.
+as the Hugging Face seq2seq examples do: an uncased tokenizer lowercases both sides): exact_match,
+bleu, rouge1/2/L (tunelab/tasks/generation_scores.py). A few generated samples are printed after
+every validation and appended to ``<run>/samples.jsonl``.
 
 ``char_level: true`` spells source and target as space-separated characters (a space of the text
 becomes ``_``) so a WordPiece model works letter by letter (e.g. singular -> plural); generated text
@@ -34,7 +28,6 @@ Predict: every input ``text`` is a source; the answer is ``{"generated": ...}``.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import torch
@@ -42,86 +35,11 @@ import torch.nn.functional as F
 
 from tunelab.errors import TunelabError
 from tunelab.tasks.base import Task
-from tunelab.tasks.object_metric import ObjectListMetric
+from tunelab.tasks.bert2bert import CROSS_ATTENTION_INITS, bert2bert, special_tokens
+from tunelab.tasks.generation_scores import SCORES, GenerationMetric, score, spell, unspell
 from tunelab.tasks.padding import PadCollator
 
-SCORES = ("exact_match", "bleu", "rouge1", "rouge2", "rougeL")
-SPACE = "_"  # a space of the text, in char_level spelling
-CROSS_ATTENTION_INITS = ("self", "random")  # bert2bert: copy each decoder block's self-attention, or random
-
-
-def spell(text: str) -> str:
-    """``"big cat"`` -> ``"b i g _ c a t"``."""
-    return " ".join(SPACE if ch == " " else ch for ch in " ".join(text.split()))
-
-
-def unspell(text: str) -> str:
-    """The inverse of ``spell`` on decoded text (decoders may drop or add spaces between characters)."""
-    return " ".join("".join(text.split()).split(SPACE)).strip()
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split())
-
-
-def exact_match(predictions: list[str], references: list[str]) -> float:
-    if not references:
-        return 0.0
-    return 100.0 * sum(_norm(p) == _norm(r) for p, r in zip(predictions, references)) / len(references)
-
-
-def bleu(predictions: list[str], references: list[str]) -> float:
-    import sacrebleu
-
-    return float(sacrebleu.corpus_bleu(predictions, [references]).score) if references else 0.0
-
-
-def _rouge_scorer():
-    """rouge-score imports absl, whose logging handler (created at import, attached to no logger here)
-    closes the stream it was created with whenever logging is reconfigured (Hydra does, once per job)
-    unless that stream is sys.stderr at that moment: under pytest's capture or a console wrapper (W&B)
-    it would close someone else's file. Point it at the process's own stderr, which it never closes."""
-    import sys
-
-    from absl import logging as absl_logging
-    from rouge_score import rouge_scorer
-
-    absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
-    return rouge_scorer
-
-
-def rouge(predictions: list[str], references: list[str], kind: str) -> float:
-    rouge_scorer = _rouge_scorer()
-    if not references:
-        return 0.0
-    scorer = rouge_scorer.RougeScorer([kind], use_stemmer=True)
-    return 100.0 * sum(scorer.score(r, p)[kind].fmeasure for p, r in zip(predictions, references)) / len(references)
-
-
-def score(name: str, predictions: list[str], references: list[str]) -> float:
-    if name == "exact_match":
-        return exact_match(predictions, references)
-    if name == "bleu":
-        return bleu(predictions, references)
-    if name in ("rouge1", "rouge2", "rougeL"):
-        return rouge(predictions, references, name)
-    raise TunelabError(f"Unknown seq2seq score '{name}'; the scores are {list(SCORES)}.")
-
-
-class GenerationMetric(ObjectListMetric):
-    """One score over the (generated, reference) texts of a whole split."""
-
-    def __init__(self, name: str):
-        super().__init__()
-        if name not in SCORES:
-            raise TunelabError(f"Unknown seq2seq score '{name}'; the scores are {list(SCORES)}.")
-        self.name = name
-
-    def update(self, predictions: list[str], references: list[str]) -> None:
-        self.items.extend(zip(predictions, references))
-
-    def compute(self) -> torch.Tensor:
-        return torch.tensor(score(self.name, [p for p, _ in self.items], [r for _, r in self.items]))
+__all__ = ["SCORES", "Seq2Seq", "score", "spell", "unspell"]
 
 
 def _plain(value) -> dict:
@@ -175,7 +93,6 @@ class Seq2Seq(Task):
             )
         self.cross_attention = cross_attention
         self.init_seed = init_seed
-        self.tokenizer = None
         self._samples: list[dict] = []
 
     def fingerprint(self) -> dict:
@@ -227,9 +144,9 @@ class Seq2Seq(Task):
                 **kwargs,
             )
         else:
-            model = self._bert2bert(backbone, resolved, config, pretrained, dropout)
+            model = bert2bert(backbone, resolved, config, pretrained, dropout, self.cross_attention, self.init_seed)
         tokenizer = load_tokenizer(backbone, trust_remote_code=trust_remote_code)
-        self._special_tokens(model, tokenizer)
+        special_tokens(model, tokenizer)
         try:
             unknown = model.generation_config.update(**self.generation)
             if unknown:
@@ -241,83 +158,6 @@ class Seq2Seq(Task):
                 "no_repeat_ngram_size, length_penalty, ...)."
             ) from None
         return model
-
-    def _bert2bert(self, name: str, resolved: str, config, pretrained: bool, dropout: dict | None):
-        """An encoder-only backbone as encoder and decoder (cross-attention added: see ``cross_attention``)."""
-        import copy
-
-        from transformers import EncoderDecoderConfig, EncoderDecoderModel
-
-        from tunelab.model.backbone import dropout_overrides
-
-        archs = " ".join(getattr(config, "architectures", None) or [])
-        if getattr(config, "is_decoder", False) or re.search(r"ForCausalLM|LMHeadModel", archs):
-            raise TunelabError(
-                f"Backbone '{name}' ({config.model_type}) is a decoder-only language model; "
-                "task=seq2seq "
-                "needs an encoder-decoder (T5, BART, ...) or an encoder (BERT-like, used as bert2bert). "
-                "For a decoder-only model use task=causal_lm with data.columns.prompt."
-            )
-        for key, value in dropout_overrides(config, **(dropout or {})).items():
-            setattr(config, key, value)
-        encoder_config = copy.deepcopy(config)
-        encoder_config.is_decoder, encoder_config.add_cross_attention = False, False
-        decoder_config = copy.deepcopy(config)
-        decoder_config.is_decoder, decoder_config.add_cross_attention = True, True
-        try:
-            with torch.random.fork_rng():
-                torch.manual_seed(self.init_seed)  # the new (random) weights are the same in every run
-                if not pretrained:  # the weights come from a checkpoint right after
-                    return EncoderDecoderModel(
-                        EncoderDecoderConfig.from_encoder_decoder_configs(encoder_config, decoder_config)
-                    )
-                model = EncoderDecoderModel.from_encoder_decoder_pretrained(
-                    resolved, resolved, encoder_config=encoder_config, decoder_config=decoder_config
-                )
-        except (ValueError, TypeError, OSError, KeyError) as err:
-            raise TunelabError(
-                f"Backbone '{name}' ({config.model_type}) cannot be used as a bert2bert "
-                f"encoder-decoder: {str(err)[:400]}. Use an encoder-decoder backbone (T5, BART) or a "
-                "BERT-like encoder."
-            ) from err
-        if self.cross_attention == "self":
-            copied = 0
-            for block in model.decoder.modules():
-                cross, own = getattr(block, "crossattention", None), getattr(block, "attention", None)
-                if cross is not None and own is not None and type(cross) is type(own):
-                    cross.load_state_dict(own.state_dict())
-                    copied += 1
-            if not copied:
-                raise TunelabError(
-                    f"task.cross_attention=self: the {config.model_type} decoder has no blocks with "
-                    "'attention' and 'crossattention' of one type to copy. "
-                    "Use task.cross_attention=random."
-                )
-        return model
-
-    @staticmethod
-    def _special_tokens(model, tokenizer) -> None:
-        """bert2bert: start from [CLS], stop at [SEP], pad with [PAD]; others keep their own ids."""
-        config, gen = model.config, model.generation_config
-        if config.model_type == "encoder-decoder":
-            start = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
-            eos = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
-            if start is None or eos is None or tokenizer.pad_token_id is None:
-                raise TunelabError(
-                    f"The tokenizer {type(tokenizer).__name__} has no [CLS]/[SEP]/[PAD] "
-                    "(or bos/eos/pad) "
-                    "tokens for a bert2bert decoder to start, stop and pad with."
-                )
-            config.decoder_start_token_id, config.eos_token_id = start, eos
-            config.pad_token_id, config.vocab_size = tokenizer.pad_token_id, config.decoder.vocab_size
-            gen.decoder_start_token_id, gen.bos_token_id = start, start
-            gen.eos_token_id, gen.pad_token_id = eos, tokenizer.pad_token_id
-        if getattr(config, "decoder_start_token_id", None) is None and gen.decoder_start_token_id is None:
-            raise TunelabError(
-                f"The {config.model_type} model config has no decoder_start_token_id: it cannot generate."
-            )
-        if gen.pad_token_id is None:
-            gen.pad_token_id = tokenizer.pad_token_id
 
     # ---- features
     def _target_ids(self, text: str, tokenizer) -> list[int]:
@@ -365,15 +205,13 @@ class Seq2Seq(Task):
                     )
                 labels = self._target_ids(spell(target) if self.char_level else target, tokenizer)
                 features["labels"].append(labels)
-                features.setdefault("reference", []).append(
-                    target
-                )  # scored as written, not as the tokenizer decodes it
+                # scored as written, not as the tokenizer decodes it
+                features.setdefault("reference", []).append(target)
                 length += len(labels)
             features["length"].append(length)
         return features
 
     def collate(self, tokenizer):
-        self.tokenizer = tokenizer  # kept to decode generations
         return PadCollator(tokenizer, passthrough=("reference",))
 
     # ---- objective
@@ -394,13 +232,9 @@ class Seq2Seq(Task):
         return shift_tokens_right(labels, 0 if pad is None else pad, start)
 
     def forward(self, model, batch):
-        inputs = self.model_inputs(batch)
-        if "labels" in batch:
-            outputs = model(**inputs, decoder_input_ids=self.decoder_inputs(model, batch["labels"]))
-        else:  # predict: nothing to score, only generate
-            outputs = type("Seq2SeqOutput", (), {})()
-        outputs.model = model  # update_metrics and postprocess generate with it
-        return outputs
+        if "labels" not in batch:  # predict: nothing to score; postprocess generates
+            return None
+        return model(**self.model_inputs(batch), decoder_input_ids=self.decoder_inputs(model, batch["labels"]))
 
     def loss(self, outputs, batch):
         logits = outputs.logits.float()
@@ -437,8 +271,8 @@ class Seq2Seq(Task):
 
         return MetricCollection({name: GenerationMetric(name) for name in SCORES}, compute_groups=False)
 
-    def update_metrics(self, metrics, outputs, batch):
-        generated, references = self.generate(outputs.model, batch), self.references(batch)
+    def update_metrics(self, metrics, model, outputs, batch):
+        generated, references = self.generate(model, batch), self.references(batch)
         metrics.update(generated, references)
         for i in range(min(len(generated), self.num_samples - len(self._samples))):
             self._samples.append(
@@ -459,5 +293,5 @@ class Seq2Seq(Task):
         with open(path, "a", encoding="utf-8") as f:
             f.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
-    def postprocess(self, outputs, batch):
-        return [{"generated": text} for text in self.generate(outputs.model, batch)]
+    def postprocess(self, model, outputs, batch):
+        return [{"generated": text} for text in self.generate(model, batch)]

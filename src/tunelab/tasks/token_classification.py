@@ -107,6 +107,7 @@ class TokenClassification(Task):
         if labels:
             self.labels = self._complete([str(t) for t in labels])
         self._configured_labels = self.labels
+        self._tag_names = None
 
     # ---- labels
     def _check_tag(self, tag, where: str) -> None:
@@ -125,20 +126,21 @@ class TokenClassification(Task):
         types = sorted({t[2:] for t in tags if t != "O"})
         return ["O"] + [f"{p}-{t}" for t in types for p in "BI"]
 
-    def fit_labels(self, train_split) -> None:
+    def labels_from(self, train_split) -> dict:
         feature = getattr(train_split.features.get("tags"), "feature", None)
-        self._tag_names = getattr(feature, "names", None)  # Hub datasets store tags as ClassLabel ints
+        names = getattr(feature, "names", None)  # Hub datasets store tags as ClassLabel ints
+        names = list(names) if names else None
         if self.labels is not None:
-            return
-        if self._tag_names:
-            self.labels = self._complete(list(self._tag_names))
-            return
+            return {**self.state_dict(), "tag_names": names}
+        if names:
+            return {**self.state_dict(), "labels": self._complete(names), "tag_names": names}
         seen = [t for row in train_split["tags"] for t in (row or [])]
         for t in seen:
             self._check_tag(t, "The training split")
-        self.labels = self._complete(seen)
-        if len(self.labels) < 2:
-            raise TunelabError(f"The training split has the single tag {self.labels}: nothing to learn.")
+        labels = self._complete(seen)
+        if len(labels) < 2:
+            raise TunelabError(f"The training split has the single tag {labels}: nothing to learn.")
+        return {**self.state_dict(), "labels": labels, "tag_names": None}
 
     def fingerprint(self) -> dict:
         return {
@@ -149,11 +151,18 @@ class TokenClassification(Task):
         }
 
     def state_dict(self) -> dict:
-        return {"labels": self.labels, "scheme": self.scheme, "label_all_subwords": self.label_all_subwords}
+        # tag_names: the source's tags are ClassLabel ints with these names
+        return {
+            "labels": self.labels,
+            "scheme": self.scheme,
+            "label_all_subwords": self.label_all_subwords,
+            "tag_names": self._tag_names,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.labels, self.scheme = state["labels"], state["scheme"]
         self.label_all_subwords = state.get("label_all_subwords", False)
+        self._tag_names = state.get("tag_names")
 
     def model_config(self) -> dict:
         return {
@@ -167,7 +176,7 @@ class TokenClassification(Task):
         if tags is None or len(tags) != n_words:
             raise TunelabError(f"Row {row}: {n_words} words but {len(tags or [])} tags. Every word needs one tag.")
         label2id = {t: i for i, t in enumerate(self.labels)}
-        names = getattr(self, "_tag_names", None)
+        names = self._tag_names
         ids = []
         for tag in tags:
             if names and isinstance(tag, int):
@@ -237,13 +246,13 @@ class TokenClassification(Task):
         previous = torch.cat([torch.full_like(word_ids[:, :1], -1), word_ids[:, :-1]], dim=1)
         return (word_ids >= 0) & (word_ids != previous)
 
-    def update_metrics(self, metrics, outputs, batch):
+    def update_metrics(self, metrics, model, outputs, batch):
         mask = self._first_subwords(batch["word_ids"]) & (batch["labels"] != -100)
         first = torch.zeros_like(mask)
         first[torch.arange(len(mask)), mask.long().argmax(1)] = True  # each sentence's first word
         metrics.update(outputs.logits.argmax(-1)[mask], batch["labels"][mask], first[mask])
 
-    def postprocess(self, outputs, batch):
+    def postprocess(self, model, outputs, batch):
         probs = torch.softmax(outputs.logits.float(), -1)
         mask = self._first_subwords(batch["word_ids"])
         results = []
