@@ -1,4 +1,4 @@
-"""Callbacks the sweep tests inject into real `tunelab train` subprocesses (via +callbacks.NAME)."""
+"""Callbacks tests inject into real `tunelab train` runs and sweeps (via +callbacks.NAME)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,20 @@ class SeenValue(L.Callback):
 
     def __init__(self, value: str, path: str):
         Path(path).write_text(hashlib.sha256(str(value).encode()).hexdigest())
+
+
+class RecordTrainOrder(L.Callback):
+    """Appends one line per training batch: its epoch and the ``idx`` of its rows, in the order trained."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        line = {"epoch": trainer.current_epoch, "idx": batch["idx"].tolist()}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+def read_train_order(path) -> list[list[int]]:
+    """The batches RecordTrainOrder wrote, each a list of row positions in the training split."""
+    return [json.loads(line)["idx"] for line in Path(path).read_text().splitlines()]

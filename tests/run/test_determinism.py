@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 
 from helpers.runs import quick, read_metrics, train_in_process
+from helpers.sweep_probes import read_train_order
+
+
+def _record_order(path) -> tuple[str, str]:
+    return "+callbacks.order._target_=helpers.sweep_probes.RecordTrainOrder", f"+callbacks.order.path={path}"
 
 
 def test_two_runs_of_one_config_give_bitwise_identical_metrics_and_full_metadata(tiny_backbone, tmp_path):
     runs = [tmp_path / "first", tmp_path / "second"]
     for run in runs:
-        assert (
-            train_in_process(*quick(tiny_backbone, run, "trainer.deterministic=true", "seed=7", "optimizer.lr=1e-3"))
-            == 0
-        )
+        overrides = ("trainer.deterministic=true", "seed=7", "optimizer.lr=1e-3", *_record_order(f"{run}.order"))
+        assert train_in_process(*quick(tiny_backbone, run, *overrides)) == 0
     first, second = (read_metrics(r) for r in runs)
     assert first["metrics"] == second["metrics"]  # every float, bit for bit
+    assert read_train_order(f"{runs[0]}.order") == read_train_order(f"{runs[1]}.order")  # the same batches
     assert first["metrics"]["val/loss"] != 0
 
     info = json.loads((runs[0] / "run.json").read_text())
@@ -34,9 +38,30 @@ def test_two_runs_of_one_config_give_bitwise_identical_metrics_and_full_metadata
 
 def test_another_seed_gives_other_numbers_and_another_data_order(tiny_backbone, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    assert train_in_process(*quick(tiny_backbone, a, "trainer.deterministic=true", "seed=7", "optimizer.lr=1e-3")) == 0
-    assert train_in_process(*quick(tiny_backbone, b, "trainer.deterministic=true", "seed=8", "optimizer.lr=1e-3")) == 0
-    assert read_metrics(a)["metrics"]["val/loss"] != read_metrics(b)["metrics"]["val/loss"]
+    for run, seed in ((a, 7), (b, 8)):
+        overrides = ("trainer.deterministic=true", f"seed={seed}", "optimizer.lr=1e-3", *_record_order(f"{run}.order"))
+        assert train_in_process(*quick(tiny_backbone, run, *overrides)) == 0
+    order_a, order_b = read_train_order(f"{a}.order"), read_train_order(f"{b}.order")
+    # the same 64 training rows, each once, in 4 batches of 16, but other batches in another order
+    assert len(order_a) == len(order_b) == 4 and all(len(batch) == 16 for batch in order_a + order_b)
+    assert sorted(sum(order_a, [])) == sorted(sum(order_b, [])) == list(range(64))
+    assert order_a[0] != order_b[0] and {frozenset(x) for x in order_a} != {frozenset(x) for x in order_b}
+    # and the consequence: other weights, other validation and test numbers
+    metrics_a, metrics_b = read_metrics(a)["metrics"], read_metrics(b)["metrics"]
+    assert metrics_a["val/loss"] != metrics_b["val/loss"] and metrics_a["test/loss"] != metrics_b["test/loss"]
+
+    # the order alone (data.seed; the weights' initialisation still from seed=7) is b's order and changes the numbers
+    c = tmp_path / "c"
+    overrides = (
+        "trainer.deterministic=true",
+        "seed=7",
+        "data.seed=8",
+        "optimizer.lr=1e-3",
+        *_record_order(f"{c}.order"),
+    )
+    assert train_in_process(*quick(tiny_backbone, c, *overrides)) == 0
+    assert read_train_order(f"{c}.order") == order_b
+    assert read_metrics(c)["metrics"]["val/loss"] not in (metrics_a["val/loss"], metrics_b["val/loss"])
 
 
 def test_k_fold_splits_partition_the_data(tiny_backbone):

@@ -50,7 +50,7 @@ def test_a_kill_during_a_save_never_leaves_a_corrupt_checkpoint(tmp_path):
         "    print(i, flush=True)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    steps = []
+    steps, confirmed = [], []
     for delay in (0.0, 0.07, 0.15):
         proc = subprocess.Popen([sys.executable, "-c", script, str(target)], env=env, stdout=subprocess.PIPE, text=True)
         proc.stdout.readline()  # one save is complete; the next one is under way
@@ -60,6 +60,10 @@ def test_a_kill_during_a_save_never_leaves_a_corrupt_checkpoint(tmp_path):
         state = torch.load(target, weights_only=True)
         assert state["w"].shape == (10_000_000,) and float(state["w"][-1]) == 9_999_999
         steps.append(state["step"])
+        confirmed.append(int([0, *proc.stdout.read().split()][-1]))  # the last save the process said was done
+    # the file holds the last confirmed save, or the next one when the kill came between its rename and its
+    # print: never an older one (a finished save is not lost) and never one still being written
+    assert all(step in (last, last + 1) for step, last in zip(steps, confirmed)), (steps, confirmed)
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".ckpt"] == ["last.ckpt"]  # unfinished ones are .tmp-*
 
 

@@ -22,7 +22,7 @@ import torch
 
 from helpers.runs import ROOT, quick, read_metrics, train_in_process
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/: the subprocess imports helpers.faults from there
 
 
 def _exact(backbone, run, *extra):
