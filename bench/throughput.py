@@ -129,7 +129,7 @@ def arm_command(arm: str, seed: int, steps: int, test: bool, ctx: dict, run_dir:
             "+trainer.limit_val_batches=0",
             "~callbacks.model_checkpoint",
             "~callbacks.last_checkpoint",
-            "+trainer.enable_checkpointing=false",
+            "trainer.enable_checkpointing=false",
             "~callbacks.early_stopping",
             f"data.group_by_length={base == 'tunelab_default'}",
             f"test={test}",
