@@ -9,8 +9,8 @@ Writes three files from the offline corpora, each in the format a user would bri
     accents: "échec", "répertoire") as a ';'-separated CSV with the columns ``message;programme``.
 
 Then, per flow, ``tunelab train`` with only ``task=``, ``data=files``, ``data.loader.*`` and ``data.columns.*`` (plus
-``trainer.max_epochs``, ``data.max_samples`` and ``hydra.run.dir``, which size the run and say where it goes: none
-describes the data), ``tunelab predict`` on the test inputs, ``tunelab export``, and the exported folder loaded
+``hydra.run.dir``, which says where it goes, and for the plurals ``task.char_level=true``, which says the data is
+words to spell letter by letter; the defaults train: 3 epochs, each task's learning rate), ``tunelab predict`` on the test inputs, ``tunelab export``, and the exported folder loaded
 without tunelab (``transformers.pipeline``; seq2seq has no pipeline in transformers 5, so
 ``AutoModelForSeq2SeqLM`` + ``generate``). Each test metric is printed next to a trivial baseline computed here on
 the same test rows: the majority class, the most frequent training tag of each word (unknown words: the majority
@@ -175,12 +175,12 @@ def test_metrics(run: Path) -> dict:
     return {k: v for k, v in json.loads((run / "metrics.json").read_text())["metrics"].items() if k.startswith("test/")}
 
 
-def tagging(out: Path, epochs: int, n_train: int, n_test: int) -> dict:
+def tagging(out: Path, epochs: list[str], n_train: int, n_test: int) -> dict:
     train, validation, test = write_conll(out, n_train, n_test)
     run = out / "run-tagging"
     log = tunelab(
         "train", "task=tagging", "data=files", f"data.loader.train={train}", f"data.loader.validation={validation}",
-        f"data.loader.test={test}", "data.loader.tag_column=1", f"trainer.max_epochs={epochs}", f"hydra.run.dir={run}",
+        f"data.loader.test={test}", "data.loader.tag_column=1", *epochs, f"hydra.run.dir={run}",
     )  # fmt: skip
     sentences = read_conll(test)
     stdin = "".join(json.dumps({"tokens": [w for w, _ in s]}) + "\n" for s in sentences)
@@ -201,12 +201,12 @@ def tagging(out: Path, epochs: int, n_train: int, n_test: int) -> dict:
     }
 
 
-def seq2seq(out: Path, epochs: int, n: int) -> dict:
+def seq2seq(out: Path, epochs: list[str], n: int) -> dict:
     path = write_plurals(out, n)
     run = out / "run-seq2seq"
     log = tunelab(
         "train", "task=seq2seq", "data=files", f"data.loader.train={path}", "data.columns.text=singular",
-        "data.columns.target=plural", f"trainer.max_epochs={epochs}", f"hydra.run.dir={run}",
+        "data.columns.target=plural", "task.char_level=true", *epochs, f"hydra.run.dir={run}",
     )  # fmt: skip
     rows = (
         [json.loads(line) for line in (run / "test_predictions.jsonl").read_text().splitlines()]
@@ -233,13 +233,12 @@ def seq2seq(out: Path, epochs: int, n: int) -> dict:
     }
 
 
-def classification(out: Path, epochs: int, per_program: int) -> dict:
+def classification(out: Path, epochs: list[str], per_program: int) -> dict:
     train, test = write_french(out, per_program)
     run = out / "run-classification"
     log = tunelab(
         "train", "data=files", f"data.loader.train={train}", f"data.loader.test={test}", "data.loader.delimiter=';'",
-        "data.columns.text=message", "data.columns.label=programme", f"trainer.max_epochs={epochs}",
-        f"hydra.run.dir={run}",
+        "data.columns.text=message", "data.columns.label=programme", *epochs, f"hydra.run.dir={run}",
     )  # fmt: skip
     gold = list(csv.DictReader(open(test, encoding="utf-8"), delimiter=";"))
     stdin = "".join(json.dumps({"message": r["message"]}) + "\n" for r in gold)
@@ -268,19 +267,21 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    def epochs(name: str) -> list[str]:  # the defaults (3 epochs) unless the environment says otherwise
+        return [f"trainer.max_epochs={os.environ[name]}"] if name in os.environ else []
+
     flows = {
         "classification": lambda: classification(
-            out, epochs=int(os.environ.get("CLS_EPOCHS", 3)), per_program=int(os.environ.get("CLS_PER_PROGRAM", 200))
+            out, epochs("CLS_EPOCHS"), per_program=int(os.environ.get("CLS_PER_PROGRAM", 200))
         ),
         "tagging": lambda: tagging(
             out,
-            epochs=int(os.environ.get("TAG_EPOCHS", 3)),
-            n_train=int(os.environ.get("TAG_TRAIN", 300)),
-            n_test=int(os.environ.get("TAG_TEST", 150)),
+            epochs("TAG_EPOCHS"),
+            n_train=int(os.environ.get("TAG_TRAIN", 1500)),
+            n_test=int(os.environ.get("TAG_TEST", 400)),
         ),
-        "seq2seq": lambda: seq2seq(
-            out, epochs=int(os.environ.get("S2S_EPOCHS", 3)), n=int(os.environ.get("S2S_ROWS", 400))
-        ),
+        "seq2seq": lambda: seq2seq(out, epochs("S2S_EPOCHS"), n=int(os.environ.get("S2S_ROWS", 3834))),
     }
     for name in args.flows.split(","):
         started = time.time()

@@ -151,6 +151,19 @@ def test_the_default_composition_is_documented_in_train_yaml():
     assert cfg.data.group_by_length is True  # dynamic padding + length grouping by default
 
 
+def test_a_task_with_a_new_head_sets_its_learning_rate_and_anything_later_wins():
+    """Tagging and seq2seq start a head far from useful: their task config sets optimizer.lr 3e-4
+    (conf/task/optimizer/new_head.yaml); classification keeps the optimizer's 5e-5; an experiment and
+    the command line still decide (issue 17: a CoNLL file trained with the defaults alone)."""
+    assert compose_config().optimizer.lr == 5e-5
+    for task in ("tagging", "token_classification", "seq2seq"):
+        assert compose_config(f"task={task}").optimizer.lr == 3e-4, task
+    assert compose_config("task=tagging", "optimizer.lr=1e-5").optimizer.lr == 1e-5
+    assert compose_config("task=tagging", "optimizer=sgd").optimizer.lr == 3e-4  # the task's, over sgd's own
+    assert compose_config("experiment=pos_oanc_minilm").optimizer.lr == 4e-4
+    assert compose_config("experiment=plurals_celex_bert2bert").optimizer.lr == 3e-4
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_runs_fast_dev_run(experiment, tiny_backbone, tmp_path):
     cfg = compose_config(f"experiment={experiment}")
