@@ -67,6 +67,11 @@ def is_head(name: str) -> bool:
 CASES = {
     "full": ({}, lambda n: True),
     "lora": ({"peft": PeftMethod("lora", r=4)}, lambda n: "lora_" in n and (".query." in n or ".value." in n)),
+    # modules_to_save adds modules that train fully beside the head (experiments/mr_peft_lora_pooler.yaml)
+    "lora_pooler": (
+        {"peft": PeftMethod("lora", r=4, modules_to_save=["pooler"])},
+        lambda n: "lora_" in n or ".pooler." in f".{n}",
+    ),
     "dora": ({"peft": PeftMethod("lora", r=4, use_dora=True)}, lambda n: "lora_" in n),
     "adalora": ({"peft": PeftMethod("adalora", init_r=4, target_r=2)}, lambda n: "lora_" in n),
     "ia3": ({"peft": PeftMethod("ia3")}, lambda n: "ia3_l" in n),
@@ -105,6 +110,8 @@ def test_method_trains_exactly_what_it_should(case, mr_tiny, tiny_backbone):
     assert not wrong, f"{case} trained {sorted(wrong)[:5]}"
     if case == "full":
         assert changed == {n for n, _ in module.model.named_parameters()}
+    if case in ("lora", "lora_pooler"):  # plain LoRA keeps BERT's pooler frozen; modules_to_save trains it
+        assert any(".pooler." in f".{n}" for n in changed) == (case == "lora_pooler")
 
 
 def test_parameter_report_counts_lora_exactly(mr_tiny, tiny_backbone):

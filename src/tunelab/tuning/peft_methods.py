@@ -4,7 +4,8 @@ Each ``conf/peft/<method>.yaml`` names the method and its options; the options g
 peft config class, so every knob peft documents is a config key (``model.peft.r=16``).
 Target modules are resolved per architecture from peft's own tables (BERT: query/value, Llama:
 q_proj/v_proj, ...) unless ``target_modules`` overrides them; names that match nothing fail with
-the backbone's real module names. The task head is put in ``modules_to_save`` so it always trains.
+the backbone's real module names. The task head is put in ``modules_to_save`` so it always trains;
+``modules_to_save`` in the config adds modules that train fully beside it (``[pooler]``).
 """
 
 from __future__ import annotations
@@ -131,7 +132,9 @@ class PeftMethod(TuningMethod):
             options["task_type"] = task_type(model, self.name)
         else:
             options["target_modules"] = resolve_targets(model, self.name, self.target_modules, mapping)
-            options["modules_to_save"] = parts.head_names(model) or None
+            # the head always trains; modules_to_save in the config adds more (e.g. [pooler])
+            extra = [m for m in (options.get("modules_to_save") or []) if m not in parts.head_names(model)]
+            options["modules_to_save"] = (parts.head_names(model) + list(extra)) or None
             if self.name == "ia3" and "feedforward_modules" not in options:
                 from peft.utils.constants import (
                     TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as ff,
