@@ -12,7 +12,7 @@ No training: the training split's token lengths (tunelab's tokenized MR, MiniLM 
   every row once  each epoch is a permutation of the rows
   deterministic   a second sampler with the same seed gives the same order for that epoch
   pure (seed, epoch)  a fresh sampler set to epoch e gives what one that iterated epochs 0..e-1 gives at e:
-                  what resuming mid-epoch needs (tunelab/data/resumable.py rebuilds the sampler)
+                  what resuming mid-epoch needs (tunelab/data/samplers.py's ResumableLoader rebuilds it)
   resumes         ResumableLoader(skip_batches=k) on a fresh sampler yields the uninterrupted epoch's
                   batches after k
 
@@ -139,7 +139,7 @@ def median(stats: list[dict], key: str) -> float:
 
 
 def resumes(arm: Arm, seed: int, epoch: int, skip: int, batch_size: int, n: int) -> bool:
-    from tunelab.data.resumable import ResumableLoader
+    from tunelab.data.samplers import ResumableLoader
 
     # the uninterrupted run's sampler has iterated the earlier epochs; the resumed run builds a fresh one
     order = arm.epochs(seed, epoch + 1)[epoch]

@@ -128,7 +128,7 @@ def test_length_grouping_cuts_padding_and_visits_every_row_once():
     assert max(lengths[batches[0]]) == lengths.max()  # longest batch first: OOM shows at step one
     sampler.set_epoch(1)
     assert list(sampler) != order
-    # an epoch's order is a function of (seed, epoch) alone: a resumed run rebuilds it (data/resumable.py)
+    # an epoch's order is a function of (seed, epoch) alone: a resumed run rebuilds it (data/samplers.py, ResumableLoader)
     fresh = LengthGroupedSampler(lengths, batch_size=16, seed=1)
     fresh.set_epoch(1)
     assert list(fresh) == list(sampler)

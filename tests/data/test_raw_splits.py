@@ -216,7 +216,7 @@ def test_one_override_renames_one_column_of_any_task(task, override, canon, sour
     from hydra.utils import instantiate
 
     from helpers.tasks import compose_config
-    from tunelab.data.columns import resolve
+    from tunelab.data.raw_splits import resolve
 
     cfg = compose_config(f"task={task}", "data=files", "data.loader.train=x.jsonl", override)
     mapping = resolve(dict(cfg.data.columns), instantiate(cfg.task), columns)
@@ -229,7 +229,7 @@ def test_builtin_data_configs_resolve_to_their_corpora_columns():
     from hydra.utils import instantiate
 
     from helpers.tasks import compose_config
-    from tunelab.data.columns import resolve
+    from tunelab.data.raw_splits import resolve
 
     for data, task, columns in [
         ("oanc_pos", "tagging", ["tokens", "tags"]),

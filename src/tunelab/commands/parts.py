@@ -9,14 +9,13 @@ A training row goes through these files, in this order:
 
 1. file -> rows: ``data/sources.py`` (the ``data.loader``: a built-in corpus, local files, the Hub) returns
    the source's splits; ``data/raw_splits.py`` maps its columns onto the task's canonical ones
-   (``text``, ``label``, ...; ``data/columns.py``), carves the missing splits (``data/splits.py``) and
-   numbers the rows (``idx``).
+   (``text``, ``label``, ...), carves the missing splits and numbers the rows (``idx``).
 2. rows -> labels: ``data/datamodule.py`` ``learn_labels()`` asks the task what it learns from the
    training split (``tasks/<head>.py`` ``labels_from``) and returns it; ``build`` below hands it to the
    task with ``task.setup(tokenizer, labels)``.
 3. rows -> features: ``data/datamodule.py`` maps ``task.preprocess`` (``tasks/<head>.py``) over every split
    and caches the result (``data/tokenized_cache.py``).
-4. features -> batch: the data module's loaders sample rows (``data/samplers.py``; ``data/resumable.py``
+4. features -> batch: the data module's loaders sample rows (``data/samplers.py``, resumable
    for training) and pad them with ``task.collate`` (``tasks/padding.py`` for most heads).
 5. batch -> loss: ``model/module.py`` ``TuneModule.training_step`` calls ``task.forward(model, batch)`` and
    ``task.loss(outputs, batch)`` (``tasks/<head>.py``); evaluation adds ``task.update_metrics(metrics,

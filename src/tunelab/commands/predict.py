@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
 
-    from tunelab.data.columns import task_label
+    from tunelab.data.raw_splits import task_label
     from tunelab.run.record import load_run
 
     if args.output:  # before the model loads and predicts, not after

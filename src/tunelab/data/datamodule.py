@@ -10,7 +10,7 @@ before ``setup()`` tokenizes. The tokenized splits are cached under ``$TUNELAB_C
 the key hashes the loader and its arguments (and local files' size and mtime), the column mapping, the
 split recipe, the task's settings, the tokenizer and ``max_length``, so a second run of the same data
 tokenizes nothing and any change re-tokenizes. Batches are padded to their longest row, never to
-``max_length``; training batches are length-grouped, evaluation batches length-sorted.
+``max_length``; training batches are length-grouped (or token-budget), evaluation batches length-sorted.
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ from torch.utils.data import DataLoader
 
 from tunelab.data import tokenized_cache
 from tunelab.data.checks import check_unique_ids
-from tunelab.data.raw_splits import raw_splits
-from tunelab.data.resumable import ResumableLoader, batches_trained_this_epoch
-from tunelab.data.samplers import LengthGroupedSampler, SortedSampler
+from tunelab.data.raw_splits import SPLITS, raw_splits
+from tunelab.data.samplers import ResumableLoader, SortedSampler, batches_trained_this_epoch, train_sampling
 from tunelab.data.sources import describe as _describe
-from tunelab.data.splits import SPLITS
+from tunelab.data.token_budget import checked_max_tokens
 from tunelab.errors import TunelabError
 
 
@@ -46,6 +45,7 @@ class TuneDataModule(L.LightningDataModule):
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         group_by_length: bool = True,
+        max_tokens: int | None = None,
         num_workers: int = 0,
         max_samples: dict | None = None,
         cache: bool = True,
@@ -94,6 +94,7 @@ class TuneDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size * 2
         self.group_by_length = group_by_length
+        self.max_tokens = checked_max_tokens(max_tokens)  # training batches within a token budget
         self.num_workers = num_workers
         self.max_samples = dict(max_samples or {})
         self.cache = cache
@@ -192,6 +193,8 @@ class TuneDataModule(L.LightningDataModule):
                 "data.max_samples and the source files."
             )
         check_unique_ids(ds, split, self.name)
+        from datasets.fingerprint import generate_random_fingerprint
+
         try:
             return ds.map(
                 self.task.preprocess,
@@ -200,6 +203,8 @@ class TuneDataModule(L.LightningDataModule):
                 fn_kwargs={"tokenizer": self.tokenizer, "max_length": self.max_length},
                 desc=f"tokenizing {split}",
                 load_from_cache_file=False,
+                # predict rows live in memory, never cached: hashing the tokenizer for a fingerprint cost ~1 s a call
+                new_fingerprint=generate_random_fingerprint() if split == "predict" else None,
             )
         except TunelabError as err:
             raise TunelabError(f"In the {split} split of '{self.name}': {err}") from None
@@ -262,16 +267,11 @@ class TuneDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         ds = self.splits["train"]
-        if self.group_by_length:
-            sampler = LengthGroupedSampler(ds["length"], self.batch_size, seed=self.seed)
-        else:
-            import torch
-
-            sampler = torch.utils.data.RandomSampler(ds, generator=torch.Generator().manual_seed(self.seed))
+        sampling = train_sampling(ds, self.batch_size, self.seed, self.group_by_length, self.max_tokens, self.trainer)
         skip, self._resume_batches = self._resume_batches, 0
-        return self._loader(ds, sampler, self.batch_size, loader=ResumableLoader, skip_batches=skip)
+        return self._loader(ds, loader=ResumableLoader, skip_batches=skip, **sampling)
 
-    # a mid-epoch checkpoint resumes at the batch where it was saved (tunelab/data/resumable.py)
+    # a mid-epoch checkpoint resumes at the batch where it was saved (tunelab/data/samplers.py)
     def state_dict(self) -> dict:
         return {"train_batches_done": batches_trained_this_epoch(self.trainer)}
 

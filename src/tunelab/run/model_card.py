@@ -37,7 +37,7 @@ def _metrics_table(metrics: dict) -> str:
 
 def input_format(task, cfg) -> str:
     """What one input is, in the words of the task (the model's own input, not tunelab's files)."""
-    from tunelab.data.columns import task_label
+    from tunelab.data.raw_splits import task_label
 
     name = task.name
     max_length = cfg.data.get("max_length")
@@ -123,7 +123,7 @@ def _data_section(cfg, summary: dict) -> str:
 def model_card(cfg, summary: dict, task) -> str:
     from omegaconf import OmegaConf
 
-    from tunelab.data.columns import task_label
+    from tunelab.data.raw_splits import task_label
 
     return f"""---
 library_name: transformers
