@@ -8,17 +8,14 @@ with `pytest -m slurm`. The machine's 2 cores are shared: time limits are genero
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
 import sys
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from helpers.runs import ROOT
+from helpers.slurm_jobs import array_tasks, job_env, job_logs, metrics, start, submit, sweep_command, wait_for
 
 pytestmark = pytest.mark.slurm
 TESTS = ROOT / "tests"  # helpers/ (the probes the jobs load) is under tests/
@@ -45,86 +42,6 @@ def job_name(cluster):
     name = f"tunelab-test-{uuid.uuid4().hex[:8]}"
     yield name
     subprocess.run(["scancel", f"--name={name}"], capture_output=True)
-
-
-def _env(tmp_path: Path) -> dict:
-    return {
-        **os.environ,
-        "TUNELAB_OUTPUTS": str(tmp_path / "outputs"),
-        "WANDB_MODE": "offline",
-        "WANDB_SILENT": "true",
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(TESTS), os.environ.get("PYTHONPATH", "")]),
-    }
-
-
-def _command(sweep: Path, job_name: str, backbone: str, *extra: str) -> list[str]:
-    """A tiny sweep on the cluster: 64 training rows, batch 16 (4 steps an epoch), 2 epochs, deterministic."""
-    return [
-        sys.executable,
-        "-m",
-        "tunelab",
-        "train",
-        "-m",
-        "hydra/launcher=slurm",
-        f"hydra.sweep.dir={sweep}",
-        f"hydra.launcher.name={job_name}",
-        "hydra.launcher.timeout_min=20",
-        f"model.backbone={backbone}",
-        "trainer.max_epochs=2",
-        "trainer.deterministic=true",
-        "~callbacks.early_stopping",
-        "~callbacks.progress_bar",
-        "data.max_samples={train: 64, validation: 32, test: 32}",
-        "data.batch_size=16",
-        "data.cache=false",
-        "print_config=false",
-        *extra,
-    ]
-
-
-def submit(tmp_path, sweep, job_name, backbone, *extra, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        _command(sweep, job_name, backbone, *extra),
-        env=_env(tmp_path),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def start(tmp_path, sweep, job_name, backbone, *extra) -> subprocess.Popen:
-    log = open(tmp_path / "sweep.log", "w")
-    return subprocess.Popen(
-        _command(sweep, job_name, backbone, *extra),
-        env=_env(tmp_path),
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def wait_for(condition, seconds: float, what: str, process: subprocess.Popen | None = None):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert process is None or process.poll() is None, f"the sweep ended before {what}"
-        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
-        time.sleep(0.5)
-
-
-def job_logs(sweep: Path) -> str:
-    """What the jobs printed (stdout and stderr of every task and every run of it)."""
-    return "\n".join(p.read_text() for p in sorted((sweep / ".submitit").glob("*/*_log.*")))
-
-
-def array_tasks(sweep: Path) -> list[str]:
-    """The SLURM array tasks of a sweep, from submitit's job folders (<array>_<index>)."""
-    return sorted(p.name for p in (sweep / ".submitit").iterdir() if re.fullmatch(r"\d+_\d+", p.name))
-
-
-def metrics(run: Path) -> dict:
-    return json.loads((run / "metrics.json").read_text())
 
 
 @pytest.mark.parametrize(
@@ -192,8 +109,8 @@ def test_ddp_runs_one_srun_task_per_rank_with_the_metrics_of_lightnings_own_laun
 
     # the same run, its ranks started by Lightning on this machine (no SLURM): same numbers
     local = tmp_path / "local"
-    env = {k: v for k, v in _env(tmp_path).items() if not k.startswith("SLURM_")}
-    same = [a for a in _command(sweep, job_name, tiny_backbone, "trainer=ddp")[4:] if not a.startswith("hydra.")]
+    env = {k: v for k, v in job_env(tmp_path).items() if not k.startswith("SLURM_")}
+    same = [a for a in sweep_command(sweep, job_name, tiny_backbone, "trainer=ddp")[4:] if not a.startswith("hydra.")]
     done = subprocess.run(
         [sys.executable, "-m", "tunelab", "train", *same[1:], f"hydra.run.dir={local}"],
         env=env,
@@ -266,7 +183,7 @@ def test_sigusr1_saves_requeues_and_the_job_resumes_in_its_run_folder(tiny_backb
     straight = metrics(sweep / "1")
     assert [r["restarts"] for r in ranks if r["run"] == str(sweep / "1")] == ["0"]
     assert resumed["global_steps"] == straight["global_steps"] == 8
-    # the mid-epoch save resumes at the batch after it (tunelab/data/resumable.py): every float equal
+    # the mid-epoch save resumes at the batch after it (tunelab/data/samplers.py, ResumableLoader): every float equal
     assert resumed["metrics"] == straight["metrics"]
 
 
