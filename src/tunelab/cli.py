@@ -15,6 +15,7 @@ COMMANDS = {
         "tunelab.commands.evaluate",
         "score a finished run's best checkpoint on a whole split (any number of processes)",
     ),
+    "serve": ("tunelab.commands.serve", "serve a run's predictions over HTTP (POST /predict, batched)"),
     "export": ("tunelab.commands.export", "write a run as a plain Hugging Face folder (optionally push it to the Hub)"),
     "assets": ("tunelab.assets", "fetch and verify the offline weights and corpora into the cache"),
     "compare": ("tunelab.sweeps.compare", "table, seed statistics, plot and best overrides of a sweep's runs"),
@@ -40,6 +41,7 @@ examples:
   tunelab train --cfg job                          # print the composed config and exit
   tunelab predict outputs/runs/RUN --input texts.txt
   tunelab eval outputs/runs/RUN --split test trainer=ddp trainer.devices=2   # metrics on 2 processes
+  tunelab serve outputs/runs/RUN --port 8000       # HTTP on 127.0.0.1: POST /predict, GET /health, /info
   tunelab export outputs/runs/RUN --out my-model
   tunelab train -m sweeps=lr_freeze hydra/launcher=joblib   # a committed sweep, 2 jobs at a time
   tunelab compare outputs/multirun/TIME            # its table, seed statistics, plot, best overrides

@@ -4,6 +4,10 @@ The folder holds config.json (with id2label), model.safetensors, the tokenizer a
 (README.md, tunelab/run/model_card.py). The tokenizer's ``model_max_length`` is the trained max length, so
 ``pipeline(..., truncation=True)`` cuts inputs where training and ``tunelab predict`` did. ``transformers.pipeline(TASK, model=DIR)``
 and ``AutoModelFor*.from_pretrained(DIR)`` load it; tunelab is not needed.
+
+--onnx adds model.onnx (dynamic batch and sequence axes; written only when onnxruntime's logits equal PyTorch's
+within 1e-4) for the encoder heads (classification, regression, token classification); --int8 adds
+model.int8.onnx, int8 dynamic quantization for CPU serving (see docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ MODEL_FILES = (
     "added_tokens.json",
     "chat_template.*",
     "*.model",
+    "*.onnx",
+    "*.onnx.data",
     "README.md",
 )
 
@@ -59,10 +65,17 @@ def clear_model_files(target: Path) -> list[str]:
     return removed
 
 
-def export_run(run: str, out: str, force: bool = False, adapter: bool = False) -> Path:
+def export_run(
+    run: str, out: str, force: bool = False, adapter: bool = False, onnx: bool = False, int8: bool = False
+) -> Path:
     """The run as a plain HF folder (adapters merged into the weights), or with ``adapter=True``
-    its PEFT adapter alone (adapter_config.json + adapter_model.safetensors, for PeftModel.from_pretrained)."""
+    its PEFT adapter alone (adapter_config.json + adapter_model.safetensors, for PeftModel.from_pretrained).
+    ``onnx``: also model.onnx, checked against PyTorch; ``int8`` (implies ``onnx``): also model.int8.onnx."""
     from tunelab.run.record import load_run
+
+    onnx = onnx or int8
+    if onnx and adapter:
+        raise TunelabError("--onnx/--int8 export the whole model; they cannot be combined with --adapter.")
 
     target = Path(out).expanduser()
     if target.exists() and not target.is_dir():
@@ -73,6 +86,10 @@ def export_run(run: str, out: str, force: bool = False, adapter: bool = False) -
     check_writable(target, "the export folder --out", "Choose a writable folder with --out DIR.")  # before loading
     try:
         cfg, module, datamodule, run_dir = load_run(run)
+        if onnx:  # a head without an ONNX graph fails here, before anything is written
+            from tunelab.deploy.onnx import check_onnx_head
+
+            check_onnx_head(module.task.name)
         if force:
             clear_model_files(target)
         summary = json.loads((run_dir / "metrics.json").read_text())
@@ -93,7 +110,22 @@ def export_run(run: str, out: str, force: bool = False, adapter: bool = False) -
     if adapter:
         card = card.replace("## Results", ADAPTER_USAGE.format(backbone=cfg.model.backbone) + "\n## Results", 1)
     (target / "README.md").write_text(card)
+    if onnx:
+        export_deployment(target, int8)
     return target
+
+
+def export_deployment(target: Path, int8: bool) -> None:
+    """model.onnx (parity-checked) and, with ``int8``, model.int8.onnx, each with its check printed."""
+    from tunelab.deploy import onnx as onnx_export
+
+    path, parity = onnx_export.export_onnx(target)
+    print(f"wrote {path}: {onnx_export.describe(parity)}")
+    if int8:
+        from tunelab.deploy import quantize
+
+        path, agreement = quantize.quantize_int8(target)
+        print(f"wrote {path}: {quantize.describe(agreement)}")
 
 
 def trained_max_length(task, datamodule) -> int:
@@ -129,10 +161,16 @@ def main(argv: list[str]) -> int:
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--merged", action="store_true", help="the whole model, adapters merged in (the default)")
     what.add_argument("--adapter", action="store_true", help="a PEFT run's adapter alone (PeftModel.from_pretrained)")
+    parser.add_argument(
+        "--onnx", action="store_true", help="also write model.onnx (encoder heads; checked against PyTorch)"
+    )
+    parser.add_argument(
+        "--int8", action="store_true", help="also write model.int8.onnx, int8 dynamic quantization (implies --onnx)"
+    )
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also upload the folder to this Hub repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     args = parser.parse_args(argv)
-    folder = export_run(args.run, args.out, force=args.force, adapter=args.adapter)
+    folder = export_run(args.run, args.out, force=args.force, adapter=args.adapter, onnx=args.onnx, int8=args.int8)
     print(f"exported {folder}")
     if args.push_to_hub:
         print(f"pushed {push(folder, args.push_to_hub, args.private)}")

@@ -65,12 +65,6 @@ def read_rows(source: str | None, task_name: str = "classification", columns: di
             f"{' and '.join(repr(k) for k in needs)}. Write one JSON object per line, e.g. "
             f'{{"{needs[0]}": "...", "{needs[1]}": ...}}, into a .jsonl file (or pipe it in).'
         )
-    wanted = needs or ("text",)
-    names = sorted({*wanted, *(src for c, src in (columns or {}).items() if c in wanted and isinstance(src, str))})
-    if task_name in ("tagging", "token_classification"):
-        names = sorted(
-            {*names, "tokens", *([columns["tokens"]] if isinstance((columns or {}).get("tokens"), str) else [])}
-        )
     rows = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -80,16 +74,7 @@ def read_rows(source: str | None, task_name: str = "classification", columns: di
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise TunelabError(f"{where}:{n} is not valid JSON ({err.msg}).") from err
-            row = _canonical(row, columns) if isinstance(row, dict) else row
-            ok = isinstance(row, dict) and (
-                all(k in row for k in wanted) or (task_name in ("tagging", "token_classification") and "tokens" in row)
-            )
-            if not ok:
-                raise TunelabError(
-                    f"{where}:{n} must be an object with the key(s) {' + '.join(map(repr, wanted))} "
-                    f"(or the training data's column names: {names}); task={task_name} takes {fmt}."
-                )
-            rows.append(row)
+            rows.append(check_row(row, f"{where}:{n}", task_name, columns))
         else:
             rows.append({"text": line})
     if not rows:
@@ -99,6 +84,61 @@ def read_rows(source: str | None, task_name: str = "classification", columns: di
             f"predict: {len(rows)} inputs from {where}, one per line (a text with line breaks: use .jsonl).",
             file=sys.stderr,
         )
+    return rows
+
+
+# the keys each task reads from a row (their values are checked: a wrong type would fail a whole batch later)
+READS = {
+    "tagging": ("text", "tokens"),
+    "token_classification": ("text", "tokens"),
+    "question_answering": ("text", "question", "context"),
+    "multiple_choice": ("text", "question", "choices"),
+    "causal_lm": ("text", "prompt"),
+}
+WORD_LISTS = ("tokens", "choices")
+
+
+def check_row(row, where: str, task_name: str, columns: dict | None) -> dict:
+    """One parsed JSON input (a file's line, a ``tunelab serve`` input) -> its row in canonical columns."""
+    fmt = FORMATS.get(task_name, FORMATS["classification"])
+    wanted = JSON_ONLY.get(task_name) or ("text",)
+    tagging = task_name in ("tagging", "token_classification")
+    row = _canonical(row, columns) if isinstance(row, dict) else row
+    if not (isinstance(row, dict) and (all(k in row for k in wanted) or (tagging and "tokens" in row))):
+        names = {*wanted, *(src for c, src in (columns or {}).items() if c in wanted and isinstance(src, str))}
+        if tagging:
+            names |= {"tokens", *([columns["tokens"]] if isinstance((columns or {}).get("tokens"), str) else [])}
+        raise TunelabError(
+            f"{where} must be an object with the key(s) {' + '.join(map(repr, wanted))} "
+            f"(or the training data's column names: {sorted(names)}); task={task_name} takes {fmt}."
+        )
+    for key in (k for k in READS.get(task_name, ("text", "text_pair")) if k in row):
+        value = row[key]
+        if key in WORD_LISTS:
+            ok = isinstance(value, list) and all(isinstance(word, str) for word in value)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            kind = "a list of strings" if key in WORD_LISTS else "a string"
+            raise TunelabError(
+                f"{where}: {key!r} must be {kind}, not {json.dumps(value)[:60]}; task={task_name} takes {fmt}."
+            )
+    return row
+
+
+def rows_from_inputs(inputs: list, task_name: str = "classification", columns: dict | None = None) -> list[dict]:
+    """Already-parsed inputs (``tunelab serve``'s ``"inputs"``), checked as ``read_rows`` checks a file's lines:
+    a string is one text (a plain line), an object one row."""
+    needs = JSON_ONLY.get(task_name)
+    rows = []
+    for n, item in enumerate(inputs):
+        if isinstance(item, str) and needs:
+            raise TunelabError(
+                f"task={task_name} predicts from {FORMATS[task_name]}: a plain string (inputs[{n}]) cannot carry "
+                f"both {' and '.join(repr(k) for k in needs)}. Send an object, e.g. "
+                f'{{"{needs[0]}": "...", "{needs[1]}": ...}}.'
+            )
+        rows.append({"text": item} if isinstance(item, str) else check_row(item, f"inputs[{n}]", task_name, columns))
     return rows
 
 
@@ -127,6 +167,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--input", "-i", help="text file (one input per line) or .jsonl; default: standard input")
     parser.add_argument("--output", "-o", help="write JSON lines here instead of standard output")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--explain", action="store_true", help="add per-word attributions (integrated gradients)")
+    parser.add_argument("--explain-steps", type=int, default=50, help="integration steps of --explain")
     args = parser.parse_args(argv)
 
     from tunelab.data.raw_splits import task_label
@@ -135,9 +177,15 @@ def main(argv: list[str]) -> int:
     if args.output:  # before the model loads and predicts, not after
         check_output(args.output)
     cfg, module, datamodule, _ = load_run(args.run)
+    if args.explain:  # captum installed and the task explainable, before anything is predicted
+        from tunelab.deploy.explain import check_explainable, explain_rows
+
+        check_explainable(module)
     rows = read_rows(args.input, task_label(module.task), dict(datamodule.columns))
     datamodule.eval_batch_size = args.batch_size
     predictions = predict_rows(module, datamodule, rows)
+    if args.explain:
+        explain_rows(module, datamodule, rows, predictions, args.explain_steps)
     lines = "".join(json.dumps(prediction, ensure_ascii=False) + "\n" for prediction in predictions)
     if args.output:
         Path(args.output).expanduser().write_text(lines, encoding="utf-8")

@@ -1,0 +1,1 @@
+"""From a trained run to a deployed model: HTTP serving, ONNX export, int8 quantization, explanations."""
