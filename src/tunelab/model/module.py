@@ -49,6 +49,8 @@ class TuneModule(L.LightningModule):
         freeze=None,  # tunelab.tuning.freeze.Freeze (model.freeze), a dict of its keys, or None
         layer_decay=None,  # tunelab.tuning.layer_decay.LayerDecay (model.layer_decay), its rate, or None
         adversarial=None,  # tunelab.tuning.adversarial.EmbeddingAdversary (model.adversarial), or None
+        compile: bool = False,  # torch.compile the model once, in configure_model (model.compile)
+        attn_implementation: str | None = None,  # "sdpa", "eager", "flash_attention_2"; None: transformers' default
     ):
         super().__init__()
         self.backbone = backbone
@@ -56,8 +58,13 @@ class TuneModule(L.LightningModule):
         # "default": tunelab train's own (tunelab.model.optim.default_optimizer / default_scheduler)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        attention = {"attn_implementation": attn_implementation} if attn_implementation else {}
         self.model = task.build_model(
-            backbone, trust_remote_code=trust_remote_code, pretrained=pretrained, dropout=dict(dropout or {})
+            backbone,
+            trust_remote_code=trust_remote_code,
+            pretrained=pretrained,
+            dropout=dict(dropout or {}),
+            **attention,
         )
         # from_pretrained returns the model in eval mode, and Lightning keeps submodules' modes:
         # without this, dropout would silently stay off during training.
@@ -71,6 +78,7 @@ class TuneModule(L.LightningModule):
 
         self.layer_decay = LayerDecay.of(layer_decay)  # how configure_optimizers cuts the parameter groups
         self.adversarial = adversarial
+        self.compile_model, self._compiled = compile, False  # not self.compile: that is nn.Module.compile
         # checkpoints of a run that trains part of the model hold only that part (+ the pretrained backbone)
         self.checkpoint_contents = CheckpointContents.of(self)
         self.val_metrics = task.metrics().clone(prefix="val/")
@@ -82,6 +90,10 @@ class TuneModule(L.LightningModule):
             from tunelab.model.sharding import shard
 
             shard(self.model, self.device_mesh)
+        if self.compile_model and not self._compiled:
+            # in place (nn.Module.compile): the state_dict keys, hence checkpoints, stay the uncompiled model's
+            self.model.compile()
+            self._compiled = True
 
     # ---- steps
     def training_step(self, batch, batch_idx):
