@@ -1,4 +1,4 @@
-"""TuneDataModule: splits, cache, dynamic padding, length grouping, order of predictions, bad data."""
+"""TuneDataModule: splits, the cache hit and missed, dynamic padding, order of predictions, bad data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from tunelab.data import TuneDataModule
-from tunelab.data.samplers import LengthGroupedSampler
 from tunelab.data.sources import builtin, files
 from tunelab.errors import TunelabError
 from tunelab.tasks import SequenceClassification
@@ -110,28 +109,6 @@ def test_batches_pad_to_their_longest_row_not_max_length(tiny_backbone, cache):
         widths.append(batch["input_ids"].shape[1])
         assert batch["input_ids"].shape[1] == int(batch["length"].max())
     assert max(widths) <= 128 and np.mean(widths) < 60  # MR sentences: ~30 tokens, not 128
-
-
-def test_length_grouping_cuts_padding_and_visits_every_row_once():
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(5, 120, size=1000)
-    sampler = LengthGroupedSampler(lengths, batch_size=16, seed=1)
-    order = list(sampler)
-    assert sorted(order) == list(range(1000))
-    batches = [order[i : i + 16] for i in range(0, 1000, 16)]
-    grouped_pad = sum(max(lengths[b]) * len(b) - sum(lengths[b]) for b in batches)
-    random_order = rng.permutation(1000)
-    random_pad = sum(
-        max(lengths[random_order[i : i + 16]]) * 16 - sum(lengths[random_order[i : i + 16]]) for i in range(0, 1000, 16)
-    )
-    assert grouped_pad < 0.5 * random_pad
-    assert max(lengths[batches[0]]) == lengths.max()  # longest batch first: OOM shows at step one
-    sampler.set_epoch(1)
-    assert list(sampler) != order
-    # an epoch's order is a function of (seed, epoch) alone: a resumed run rebuilds it (data/samplers.py, ResumableLoader)
-    fresh = LengthGroupedSampler(lengths, batch_size=16, seed=1)
-    fresh.set_epoch(1)
-    assert list(fresh) == list(sampler)
 
 
 def test_predictions_keep_input_order(tiny_backbone, cache):
@@ -272,61 +249,6 @@ def test_predictions_keep_input_order_across_length_sorted_batches(tiny_backbone
             for r in rows
         ]
     assert [p["score"] for p in together] == pytest.approx(alone, abs=1e-6)
-
-
-_BUILDER = """
-import json, sys, time
-from functools import partial
-from pathlib import Path
-from tunelab.data import TuneDataModule
-from tunelab.data.sources import files
-from tunelab.tasks import SequenceClassification
-
-data, backbone, me, other = sys.argv[1:5]
-dm = TuneDataModule(loader=partial(files, data), task=SequenceClassification(), tokenizer=backbone)
-dm.cache_key()  # the tokenizer loads before the barrier: both processes reach prepare_data together
-Path(me).touch()
-while not Path(other).exists():
-    time.sleep(0.005)
-dm.task.setup(dm.tokenizer, dm.learn_labels())
-dm.setup()
-print(json.dumps({"from_cache": getattr(dm, "tokenized_from_cache", False), "labels": dm.task.labels,
-                  "train": dm.splits["train"]["input_ids"][:4], "key": dm.cache_key()}))
-"""
-
-
-def test_two_processes_building_one_cache_key_build_it_once(tiny_backbone, tmp_path):
-    """Two jobs tokenizing the same data at the same moment: one builds, the other waits on the key's lock and
-    reads the finished entry (without the lock both build, and one's rmtree-then-rename races the other's)."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    data = tmp_path / "reviews.csv"
-    data.write_text(
-        "text,label\n" + "".join(f"a fine film number {i},pos\na dull film number {i},neg\n" for i in range(200))
-    )
-    env = {**os.environ, "TUNELAB_CACHE": str(tmp_path / "cache")}
-    ready = [tmp_path / "ready-0", tmp_path / "ready-1"]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _BUILDER, str(data), tiny_backbone, str(ready[i]), str(ready[1 - i])],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for i in range(2)
-    ]
-    outs = [p.communicate(timeout=240) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
-    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
-    assert sorted(r["from_cache"] for r in results) == [False, True]  # built once, read once
-    assert results[0]["train"] == results[1]["train"] and results[0]["labels"] == results[1]["labels"] == ["neg", "pos"]
-    entries = sorted(p.name for p in (tmp_path / "cache" / "tokenized").iterdir())
-    assert entries == [results[0]["key"], results[0]["key"] + ".lock"]  # one entry, no half-written .tmp- folder
-    assert (tmp_path / "cache" / "tokenized" / results[0]["key"] / "task_state.json").exists()
 
 
 def _remote_code_backbone(tiny_backbone, folder):
