@@ -79,6 +79,9 @@ def test_seq2seq_jsonl_with_its_own_keys(tiny_backbone, tmp_path, outputs):
     generated = model.generate(**tok(words, return_tensors="pt", padding=True), max_new_tokens=4)
     assert len(tok.batch_decode(generated, skip_special_tokens=True)) == 3
     assert demo.copy_baseline([json.loads(x) for x in path.read_text().splitlines()]) == 0.0  # a plural differs
+    pairs = [json.loads(x) for x in path.read_text().splitlines()]
+    regular = sum(p["plural"] == p["singular"] + "s" for p in pairs[:4])
+    assert demo.append_s_baseline(path, [{"gold": p["plural"]} for p in pairs[:4]]) == 100 * regular / 4
 
 
 @pytest.mark.skipif(not (demo.LOCALE / "git.mo").exists(), reason="no French gettext catalogs on this system")
