@@ -171,11 +171,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/peft-protocol"))
     parser.add_argument("--rows", nargs="+", default=list(GRID), choices=list(GRID))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--into", nargs="*", type=Path, default=[], help="write both tables between the files' markers")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.command == "run":
         run(args.out, args.rows, args.workers)
-    print(grid_table(args.out), "", table(args.out), sep="\n")
+    tables = f"{grid_table(args.out)}\n\n{table(args.out)}"
+    print(tables)
+    for path in args.into:  # docs/tuning.md, experiments/README.md: the tables as measured, never typed
+        text = path.read_text()
+        start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
+        path.write_text(f"{text[:start]}\n{tables}\n{text[end:]}")
+
+
+MARKERS = ("<!-- peft-table -->", "<!-- /peft-table -->")
 
 
 if __name__ == "__main__":
