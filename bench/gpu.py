@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 
 from gpu_arms import tiny_bert
-from throughput import BENCH, SETTINGS, arm_command, fmt, machine, rates, spawn
+from throughput_report import fmt, machine
+from throughput_run import BENCH, SETTINGS, arm_command, rates, spawn
 
 # dense bf16 tensor-core peaks (TFLOPS, no sparsity), from NVIDIA's data sheets; first match wins
 PEAK_BF16_TFLOPS = (

@@ -30,7 +30,7 @@ GRID = {
     "mr_peft_lora": ("LoRA r=8 (query, value)", [5e-4, 1e-3, 2e-3], FIVE),
     # a diagnosis of LoRA's gap, not a separately tuned method: LoRA's chosen LR, the pooler trainable
     "mr_peft_lora_pooler": ("LoRA r=8 + trainable pooler", None, FIVE, "mr_peft_lora"),
-    "mr_peft_lora_all_linear": ("LoRA r=8, every linear layer", None, THREE, "mr_peft_lora"),
+    "mr_peft_lora_all_linear": ("LoRA r=8, every linear layer", None, FIVE, "mr_peft_lora"),
     "mr_peft_ia3": ("IA3", [2e-3, 5e-3, 1e-2], THREE),
     "mr_peft_bitfit": ("BitFit", [5e-4, 1e-3, 2e-3], THREE),
     "mr_peft_head_only": ("head only (linear probe)", [2e-3, 5e-3, 1e-2], THREE),

@@ -8,20 +8,16 @@ Writes three files from the offline corpora, each in the format a user would bri
   - non-English classification: French messages of four programs (the system's gettext catalogs, with their
     accents: "échec", "répertoire") as a ';'-separated CSV with the columns ``message;programme``.
 
-Then, per flow, ``tunelab train`` with only ``task=``, ``data=files``, ``data.loader.*`` and ``data.columns.*`` (plus
-``hydra.run.dir``, which says where it goes, and for the plurals ``task.char_level=true``, which says the data is
-words to spell letter by letter; the defaults train: 3 epochs, each task's learning rate), ``tunelab predict`` on the test inputs, ``tunelab export``, and the exported folder loaded
-without tunelab (``transformers.pipeline``; seq2seq has no pipeline in transformers 5, so
-``AutoModelForSeq2SeqLM`` + ``generate``). Each test metric is printed next to a trivial baseline computed here on
-the same test rows: the majority class, the most frequent training tag of each word (unknown words: the majority
-tag), and copying the input.
+Then, per flow, ``tunelab train`` with only ``task=``, ``data=files``, ``data.loader.*``, ``data.columns.*`` (the
+plurals add ``task.char_level=true``: words spelt letter by letter) and ``hydra.run.dir``, the rest at its defaults;
+``tunelab predict`` on the test inputs; ``tunelab export``; the export loaded without tunelab (``pipeline``, or
+``generate`` for seq2seq). Each test metric is printed beside trivial baselines on the same test rows: majority
+class, each word's most frequent training tag, copying the input, appending "s".
 
     .venv/bin/python scripts/own_data_demo.py [--out DIR] [--flows classification,tagging,seq2seq]
 
-Sizes (the defaults are the measured runs of docs/data.md): CLS_PER_PROGRAM, CLS_EPOCHS, TAG_TRAIN, TAG_TEST,
-TAG_EPOCHS, S2S_ROWS, S2S_EPOCHS.
-
-The test (tests/test_own_data_end_to_end.py) runs the same flows on a tiny backbone with a few rows.
+Sizes (defaults: the runs of docs/data.md): CLS_PER_PROGRAM, TAG_TRAIN, TAG_TEST, S2S_ROWS; *_EPOCHS override the
+default 3. tests/test_own_data_end_to_end.py runs the same flows on a tiny backbone with a few rows.
 """
 
 from __future__ import annotations
